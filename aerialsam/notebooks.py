@@ -1,0 +1,132 @@
+"""Execute the book's notebooks with papermill, for ``make book`` and for the tests.
+
+The notebooks listed in ``_toc.yml`` are executed in order, with the run profile and data
+folder passed as papermill parameters, into a staging copy of the book (``_config.yml``,
+``_toc.yml``, markdown pages and executed notebooks) that Jupyter Book then renders. The
+committed notebooks stay without outputs.
+
+Usage: ``python -m aerialsam.notebooks --profile demo --out _build/executed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import papermill
+import yaml
+
+from aerialsam.config import PROFILES
+from aerialsam.errors import AerialSamError, InputError
+
+log = logging.getLogger(__name__)
+
+BOOK_FILES = ("_config.yml", "_toc.yml")
+
+
+def _toc_files(node: object) -> Iterator[str]:
+    """Every page (``root`` and ``file`` entries) of a Jupyter Book table of contents, in order."""
+    if isinstance(node, list):
+        for item in node:
+            yield from _toc_files(item)
+    elif isinstance(node, dict):
+        for key in ("root", "file"):
+            if key in node:
+                yield str(node[key])
+        for key in ("parts", "chapters", "sections"):
+            yield from _toc_files(node.get(key, []))
+
+
+def toc_entries(root: str | Path) -> list[Path]:
+    """The pages of ``_toc.yml`` under ``root`` as existing files (``.ipynb`` or ``.md``).
+
+    Raises:
+        InputError: ``_toc.yml`` is missing or names a page that does not exist.
+    """
+    root = Path(root)
+    toc = root / "_toc.yml"
+    if not toc.exists():
+        raise InputError(toc, "file not found")
+    pages = []
+    for entry in _toc_files(yaml.safe_load(toc.read_text())):
+        matches = [root / f"{entry}{ext}" for ext in (".ipynb", ".md")]
+        found = [m for m in matches if m.exists()]
+        if not found:
+            raise InputError(toc, f"lists {entry!r} but neither .ipynb nor .md exists")
+        pages.append(found[0])
+    return pages
+
+
+def toc_notebooks(root: str | Path) -> list[Path]:
+    """The notebooks of ``_toc.yml``, in book order."""
+    return [page for page in toc_entries(root) if page.suffix == ".ipynb"]
+
+
+def execute_notebook(source: Path, target: Path, profile: str, data_dir: Path) -> None:
+    """Execute one notebook with papermill, in its own folder, writing the result to ``target``.
+
+    Raises:
+        papermill.PapermillExecutionError: a cell raised; the partial notebook is written.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    papermill.execute_notebook(
+        str(source), str(target), cwd=str(source.parent), kernel_name="python3",
+        parameters={"profile": profile, "data_dir": str(data_dir.resolve())},
+        progress_bar=False, log_output=False)
+
+
+def stage_book(root: Path, out: Path, profile: str, data_dir: Path) -> list[Path]:
+    """Copy the book into ``out`` with every notebook executed; return the executed notebooks.
+
+    Raises:
+        InputError: a page of ``_toc.yml`` is missing.
+        papermill.PapermillExecutionError: a notebook raised.
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    for name in BOOK_FILES:
+        shutil.copy2(root / name, out / name)
+    for extra in (root / "book").glob("*.bib"):
+        _copy_into(extra, root, out)
+    executed = []
+    for page in toc_entries(root):
+        if page.suffix == ".md":
+            _copy_into(page, root, out)
+            continue
+        target = out / page.relative_to(root)
+        log.info("executing %s (profile %s)", page.relative_to(root), profile)
+        execute_notebook(page, target, profile, data_dir)
+        executed.append(target)
+    return executed
+
+
+def _copy_into(path: Path, root: Path, out: Path) -> None:
+    target = out / path.relative_to(root)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(path, target)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command line: execute the book for a profile into a staging folder."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--profile", default="demo", choices=sorted(PROFILES))
+    parser.add_argument("--out", type=Path, default=Path("_build/executed"))
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="data folder (default: data/<profile>)")
+    parser.add_argument("--root", type=Path, default=Path("."), help="the book's root folder")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    data_dir = args.data_dir or Path("data") / args.profile
+    try:
+        stage_book(args.root, args.out, args.profile, data_dir)
+    except (AerialSamError, papermill.PapermillExecutionError) as exc:
+        print(f"book: error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,337 @@
+"""The SpaceNet 2 layout: AOI names, image ids, tile and label paths, label readers.
+
+Real downloads and the synthetic demo AOIs share one layout (see DESIGN.md)::
+
+    AOI_2_Vegas_Train/RGB-PanSharpen/RGB-PanSharpen_AOI_2_Vegas_img{N}.tif
+    AOI_2_Vegas_Train/geojson/buildings/buildings_AOI_2_Vegas_img{N}.geojson
+    AOI_2_Vegas_Train/summaryData/AOI_2_Vegas_Train_Building_Solutions.csv
+
+Labels come back as GeoDataFrames, either in the tile's CRS or in pixel coordinates
+(x = column, y = row, origin at the top-left corner of the top-left pixel), which is the
+convention of ``PolygonWKT_Pix`` and of the SpaceNet metric.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import shapely
+from affine import Affine
+from pyproj import CRS
+
+from aerialsam.errors import InputError
+from aerialsam.io import open_raster
+
+AOI_NAMES: dict[str, str] = {
+    "vegas": "AOI_2_Vegas",
+    "paris": "AOI_3_Paris",
+    "shanghai": "AOI_4_Shanghai",
+    "khartoum": "AOI_5_Khartoum",
+}
+"""Short alias -> full AOI name, in AOI order."""
+
+CITY_NAMES: dict[str, str] = {
+    "AOI_2_Vegas": "Las Vegas",
+    "AOI_3_Paris": "Paris",
+    "AOI_4_Shanghai": "Shanghai",
+    "AOI_5_Khartoum": "Khartoum",
+}
+
+IMAGE_DIR = "RGB-PanSharpen"
+GEOJSON_DIR = Path("geojson") / "buildings"
+SUMMARY_DIR = "summaryData"
+WGS84 = CRS.from_epsg(4326)
+
+_IMAGE_ID = re.compile(r"(AOI_\d+_[A-Za-z]+)_(?:[A-Za-z0-9-]+_)?img(\d+)")
+_AOI_DIR = re.compile(r"^(AOI_\d+_[A-Za-z]+)_(Train|Test_public|Test)$")
+
+
+@dataclass(frozen=True)
+class Tile:
+    """One SpaceNet tile: its image and, for training tiles, its building labels."""
+
+    aoi: str
+    number: int
+    image_path: Path
+    geojson_path: Path | None
+
+    @property
+    def image_id(self) -> str:
+        """The competition's image id, e.g. ``AOI_2_Vegas_img1010``."""
+        return f"{self.aoi}_img{self.number}"
+
+
+def resolve_aoi(name: str) -> str:
+    """Full AOI name for an alias (``vegas``), a full name or an AOI folder name.
+
+    Raises:
+        InputError: the name is none of the four SpaceNet 2 AOIs.
+    """
+    key = name.strip()
+    if key.lower() in AOI_NAMES:
+        return AOI_NAMES[key.lower()]
+    for full in AOI_NAMES.values():
+        if key == full or key.startswith(full + "_"):
+            return full
+    raise InputError("aoi", f"unknown AOI {name!r}; use one of {', '.join(AOI_NAMES)}")
+
+
+def parse_image_id(name: str | Path) -> tuple[str, int]:
+    """Split a file name or image id into ``(aoi, tile number)``.
+
+    Accepts ``RGB-PanSharpen_AOI_2_Vegas_img1010.tif``, ``buildings_AOI_2_Vegas_img1010.geojson``,
+    ``SN2_buildings_train_AOI_2_Vegas_PS-RGB_img1010.tif`` and ``AOI_2_Vegas_img1010``.
+
+    Raises:
+        InputError: no SpaceNet image id in the name.
+    """
+    match = _IMAGE_ID.search(Path(name).name)
+    if match is None:
+        raise InputError(name, "no SpaceNet image id (AOI_<n>_<City>_img<N>) in the name")
+    return match.group(1), int(match.group(2))
+
+
+def image_id(name: str | Path) -> str:
+    """The image id (``AOI_2_Vegas_img1010``) of a tile file name or id."""
+    aoi, number = parse_image_id(name)
+    return f"{aoi}_img{number}"
+
+
+def find_aoi_dirs(root: str | Path) -> list[Path]:
+    """AOI folders (``AOI_2_Vegas_Train`` …) at ``root`` or directly below it, in AOI order.
+
+    Raises:
+        InputError: ``root`` does not exist.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(root, "folder not found")
+    if _AOI_DIR.match(root.name):
+        return [root]
+    return sorted((p for p in root.iterdir() if p.is_dir() and _AOI_DIR.match(p.name)),
+                  key=lambda p: p.name)
+
+
+def find_tiles(root: str | Path, aoi: str | None = None) -> list[Tile]:
+    """All tiles under ``root`` (an AOI folder or a folder of them), sorted by AOI and number.
+
+    Args:
+        root: a data folder in the SpaceNet 2 layout.
+        aoi: keep only this AOI (alias or full name).
+
+    Raises:
+        InputError: ``root`` is missing or holds no SpaceNet 2 AOI folder.
+    """
+    aoi_dirs = find_aoi_dirs(root)
+    if not aoi_dirs:
+        raise InputError(root, "no SpaceNet 2 AOI folder (e.g. AOI_2_Vegas_Train) found here")
+    wanted = resolve_aoi(aoi) if aoi else None
+    tiles = []
+    for aoi_dir in aoi_dirs:
+        aoi_name = _AOI_DIR.match(aoi_dir.name).group(1)
+        if wanted and aoi_name != wanted:
+            continue
+        for image_path in (aoi_dir / IMAGE_DIR).glob("*.tif"):
+            name, number = parse_image_id(image_path)
+            label = aoi_dir / GEOJSON_DIR / f"buildings_{name}_img{number}.geojson"
+            tiles.append(Tile(name, number, image_path, label if label.exists() else None))
+    return sorted(tiles, key=lambda t: (t.aoi, t.number))
+
+
+def summary_csv_path(aoi_dir: str | Path) -> Path:
+    """The summary CSV of an AOI folder: ``summaryData/<folder>_Building_Solutions.csv``."""
+    aoi_dir = Path(aoi_dir)
+    return aoi_dir / SUMMARY_DIR / f"{aoi_dir.name}_Building_Solutions.csv"
+
+
+def read_geojson(path: str | Path, crs: CRS | str | None = None) -> gpd.GeoDataFrame:
+    """Read a building GeoJSON as 2-D polygons, reprojected to ``crs`` when given.
+
+    A GeoJSON without a ``crs`` member is WGS84 (RFC 7946); one with a legacy ``crs`` member
+    in another CRS is reprojected. An empty FeatureCollection gives an empty GeoDataFrame.
+
+    Raises:
+        InputError: the file is missing, not GeoJSON, or holds non-polygon geometries.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    try:
+        document = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(path, f"not valid GeoJSON ({exc})") from None
+    if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
+        raise InputError(path, "not a GeoJSON FeatureCollection")
+    source_crs = _geojson_crs(path, document)
+    if document.get("features"):
+        frame = gpd.read_file(path, engine="pyogrio")
+        frame = frame.set_crs(source_crs, allow_override=True)
+    else:
+        frame = gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=source_crs))
+    frame = frame[~(frame.geometry.isna() | frame.geometry.is_empty)].copy()
+    kinds = set(frame.geometry.geom_type)
+    if not kinds <= {"Polygon", "MultiPolygon"}:
+        raise InputError(path, f"expected building polygons, found {sorted(kinds)}")
+    frame.geometry = shapely.force_2d(frame.geometry.values)
+    if crs is not None and not CRS.from_user_input(crs).equals(frame.crs):
+        frame = frame.to_crs(crs)
+    return frame.reset_index(drop=True)
+
+
+def _geojson_crs(path: Path, document: dict) -> CRS:
+    legacy = document.get("crs")
+    if not legacy:
+        return WGS84
+    try:
+        return CRS.from_user_input(legacy.get("properties", {}).get("name"))
+    except Exception:
+        raise InputError(path, f"unreadable 'crs' member {legacy!r}") from None
+
+
+def to_pixel(frame: gpd.GeoDataFrame, transform: Affine) -> gpd.GeoDataFrame:
+    """Map geometries from map coordinates to pixel coordinates with a raster's transform."""
+    inverse = ~transform
+    matrix = np.array([[inverse.a, inverse.b], [inverse.d, inverse.e]])
+    offset = np.array([inverse.c, inverse.f])
+    pixel = frame.copy()
+    pixel.geometry = shapely.transform(frame.geometry.values, lambda xy: xy @ matrix.T + offset)
+    return pixel.set_crs(None, allow_override=True)
+
+
+def to_geo(frame: gpd.GeoDataFrame, transform: Affine, crs: CRS | str) -> gpd.GeoDataFrame:
+    """Map geometries from pixel to map coordinates (the inverse of :func:`to_pixel`)."""
+    matrix = np.array([[transform.a, transform.b], [transform.d, transform.e]])
+    offset = np.array([transform.c, transform.f])
+    geo = frame.copy()
+    geo.geometry = shapely.transform(frame.geometry.values, lambda xy: xy @ matrix.T + offset)
+    return geo.set_crs(crs, allow_override=True)
+
+
+def read_tile_labels(tile: Tile, pixel: bool = False) -> gpd.GeoDataFrame:
+    """A tile's buildings from its GeoJSON, in the tile's CRS or in pixel coordinates.
+
+    Raises:
+        InputError: the tile has no label file, or the image or labels cannot be read.
+    """
+    if tile.geojson_path is None:
+        raise InputError(tile.image_path, "no building GeoJSON for this tile (a test tile?)")
+    with open_raster(tile.image_path) as src:
+        crs, transform = src.crs, src.transform
+    labels = read_geojson(tile.geojson_path, crs=crs)
+    return to_pixel(labels, transform) if pixel else labels
+
+
+def read_summary_csv(path: str | Path, column: str = "PolygonWKT_Pix") -> gpd.GeoDataFrame:
+    """Read a SpaceNet summary or proposal CSV into a GeoDataFrame, one row per polygon.
+
+    Rows ``ImageId,-1,POLYGON EMPTY,…`` mark tiles without buildings: they give no row, but
+    every image id of the file, empty or not, is listed in ``frame.attrs["image_ids"]``.
+    Other columns (``BuildingId``, ``Confidence``) are kept; Z coordinates are dropped.
+
+    Args:
+        path: the CSV file.
+        column: the WKT column to read (``PolygonWKT_Pix`` or ``PolygonWKT_Geo``).
+
+    Raises:
+        InputError: missing file or column, or an unparsable WKT (with its line number).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "file not found")
+    try:
+        table = pd.read_csv(path, dtype={"ImageId": str}, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise InputError(path, f"not a readable CSV ({str(exc).strip().splitlines()[0]})") from None
+    for needed in ("ImageId", column):
+        if needed not in table.columns:
+            raise InputError(path, f"missing column {needed!r} (found {list(table.columns)})")
+    wkt = table[column].astype(str).str.strip()
+    empty = wkt.str.upper().isin(["POLYGON EMPTY", "MULTIPOLYGON EMPTY", ""])
+    geoms = np.full(len(table), None, dtype=object)
+    try:
+        geoms[~empty.values] = shapely.from_wkt(wkt[~empty].values, on_invalid="raise")
+    except shapely.errors.GEOSException:
+        line, text = _first_bad_wkt(path, column)
+        raise InputError(f"{path}, line {line}",
+                         f"unparsable WKT in {column}: {text[:80]!r}") from None
+    image_ids = list(dict.fromkeys(table["ImageId"]))
+    table = table.drop(columns=[c for c in ("PolygonWKT_Pix", "PolygonWKT_Geo") if c in table])
+    frame = gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(geoms))
+    frame = frame[~empty.values].reset_index(drop=True)
+    frame.geometry = shapely.force_2d(frame.geometry.values)
+    if column == "PolygonWKT_Geo":
+        frame = frame.set_crs(WGS84)
+    frame.attrs["image_ids"] = image_ids
+    return frame
+
+
+def _first_bad_wkt(path: Path, column: str) -> tuple[int, str]:
+    """Line number (1-based, header = 1) and text of the first WKT that does not parse."""
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        for row in reader:
+            text = (row.get(column) or "").strip()
+            if text.upper().endswith("EMPTY"):
+                continue
+            try:
+                shapely.from_wkt(text)
+            except shapely.errors.GEOSException:
+                return reader.line_num, text
+    return 0, ""
+
+
+def pixel_size_m(latitude: float, resolution_deg: float = 2.7e-6) -> tuple[float, float]:
+    """Ground size (east-west, north-south) in metres of a pixel square in degrees.
+
+    SpaceNet 2 pixels are 2.7e-6 degrees on both axes: about 0.30 m north-south everywhere,
+    and 0.30 m times cos(latitude) east-west (0.24 m in Vegas, 0.20 m in Paris).
+    """
+    metres_per_degree = 111_320.0
+    north_south = resolution_deg * metres_per_degree
+    return north_south * float(np.cos(np.radians(latitude))), north_south
+
+
+def building_table(root: str | Path) -> pd.DataFrame:
+    """One row per building of every AOI under ``root``, from the summary CSVs.
+
+    Columns: ``aoi``, ``image_id``, ``area_px`` and ``area_m2`` (with the AOI's latitude).
+    Tiles without buildings give no row; :func:`aoi_summary` counts them.
+    """
+    frames = []
+    for aoi_dir in find_aoi_dirs(root):
+        labels = read_summary_csv(summary_csv_path(aoi_dir))
+        geo = read_summary_csv(summary_csv_path(aoi_dir), column="PolygonWKT_Geo")
+        latitude = float(geo.total_bounds[1::2].mean()) if len(geo) else 0.0
+        east_west, north_south = pixel_size_m(latitude)
+        aoi = _AOI_DIR.match(aoi_dir.name).group(1)
+        area = labels.geometry.area.to_numpy()
+        frames.append(pd.DataFrame({"aoi": aoi, "image_id": labels.ImageId.to_numpy(),
+                                    "area_px": area, "area_m2": area * east_west * north_south}))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
+        columns=["aoi", "image_id", "area_px", "area_m2"])
+
+
+def aoi_summary(root: str | Path) -> pd.DataFrame:
+    """Per-AOI table: tiles, tiles without buildings, buildings, building-size quantiles (m²)."""
+    buildings = building_table(root)
+    rows = []
+    for aoi_dir in find_aoi_dirs(root):
+        aoi = _AOI_DIR.match(aoi_dir.name).group(1)
+        tiles = find_tiles(aoi_dir)
+        areas = buildings.loc[buildings.aoi == aoi, "area_m2"]
+        with_buildings = set(buildings.loc[buildings.aoi == aoi, "image_id"])
+        rows.append({"city": CITY_NAMES.get(aoi, aoi), "aoi": aoi, "tiles": len(tiles),
+                     "empty tiles": sum(t.image_id not in with_buildings for t in tiles),
+                     "buildings": len(areas),
+                     "buildings per tile": round(len(areas) / max(len(tiles), 1), 1),
+                     "area p10 (m²)": round(float(areas.quantile(0.1)), 1) if len(areas) else 0.0,
+                     "median area (m²)": round(float(areas.median()), 1) if len(areas) else 0.0,
+                     "area p90 (m²)": round(float(areas.quantile(0.9)), 1) if len(areas) else 0.0})
+    return pd.DataFrame(rows).set_index("city")

@@ -1,0 +1,84 @@
+"""``aerialsam score``: the official sample scores, the JSON contract, per-image CSV, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from aerialsam.cli import main
+
+HEADER = "ImageId,BuildingId,PolygonWKT_Pix,Confidence\n"
+
+
+@pytest.fixture()
+def sample(samples_dir: Path) -> tuple[Path, Path]:
+    folder = samples_dir / "sn2_truth_csv"
+    return folder / "SN2_sample_truth.csv", folder / "SN2_sample_preds.csv"
+
+
+def test_json_reproduces_expected_scores(sample: tuple[Path, Path], samples_dir: Path,
+                                         capsys: pytest.CaptureFixture) -> None:
+    assert main(["score", str(sample[0]), str(sample[1]), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert set(doc) == {"per_aoi", "overall_f1"}
+    expected = pd.read_csv(samples_dir / "sn2_truth_csv" / "SN2_sample_expected_scores.csv")
+    for row in expected.itertuples():
+        got = doc["per_aoi"][row.AOI]
+        assert list(got) == ["tp", "fp", "fn", "precision", "recall", "f1"]
+        assert (got["tp"], got["fp"], got["fn"]) == (row.TruePos, row.FalsePos, row.FalseNeg)
+        assert got["precision"] == pytest.approx(row.Precision, abs=1e-15)
+        assert got["recall"] == pytest.approx(row.Recall, abs=1e-15)
+        assert got["f1"] == pytest.approx(row.F1Score, abs=1e-15)
+    assert doc["overall_f1"] == pytest.approx((0.8860759493670887 + 0.4444444444444444) / 2)
+
+
+def test_table_and_per_image_csv(sample: tuple[Path, Path], tmp_path: Path,
+                                 capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "reports" / "per_image.csv"
+    assert main(["score", str(sample[0]), str(sample[1]), "--per-image", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "AOI_2_Vegas" in text and "0.886076" in text and "0.444444" in text
+    assert "overall (mean AOI F1)" in text and "0.665260" in text
+    per_image = pd.read_csv(out)
+    assert list(per_image.columns) == ["image_id", "aoi", "tp", "fp", "fn", "precision",
+                                       "recall", "f1"]
+    assert per_image.groupby("aoi")["fp"].sum().to_dict() == {"AOI_2_Vegas": 2,
+                                                              "AOI_5_Khartoum": 55}
+
+
+def test_empty_proposals_give_f1_zero(sample: tuple[Path, Path], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text(HEADER)
+    assert main(["score", str(sample[0]), str(empty), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["overall_f1"] == 0.0
+    assert doc["per_aoi"]["AOI_2_Vegas"]["fn"] == 42  # 35 TP + 7 FN in the official score
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("ImageId,BuildingId,Confidence\nAOI_2_Vegas_img1,0,1\n", "missing column 'PolygonWKT_Pix'"),
+    (HEADER + 'AOI_2_Vegas_img1,0,"POLYGON ((0 0,9 0,9 9,0 0))",1\n'
+              'AOI_2_Vegas_img1,1,"POLYGON ((0 0,9",1\n', "line 3: unparsable WKT"),
+    (HEADER + 'AOI_2_Vegas_img1,0,"POLYGON ((0 0,9 0,9 9,0 0))",sure\n',
+     "line 2: non-numeric Confidence 'sure'"),
+])
+def test_malformed_proposals_fail_in_one_line(sample: tuple[Path, Path], tmp_path: Path,
+                                              capsys: pytest.CaptureFixture, body: str,
+                                              message: str) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(body)
+    assert main(["score", str(sample[0]), str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert str(bad) in err and message in err
+
+
+def test_missing_truth_file(tmp_path: Path, sample: tuple[Path, Path],
+                            capsys: pytest.CaptureFixture) -> None:
+    assert main(["score", str(tmp_path / "nope.csv"), str(sample[1])]) == 2
+    err = capsys.readouterr().err
+    assert "nope.csv" in err and "file not found" in err
