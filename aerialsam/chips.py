@@ -10,7 +10,9 @@ Rasters are read in windows only: full-width strips holding as many chip rows as
 :data:`STRIP_BYTES` (at least one), so a small tile is read once and a 20,000 x 20,000
 orthomosaic chips in bounded memory. Pixels are stretched to uint8 with the per-AOI
 percentile bounds of :mod:`aerialsam.stretch` (``stretch.json`` beside the chips), never per
-chip. Chips are written atomically, so a rerun skips the chips already there.
+chip: valid pixels become 1..255 and 0 is the chips' nodata (source nodata and padding);
+uint8 sources pass through unchanged with their own nodata. Chips are written atomically, so
+a rerun skips the chips already there.
 
 Output folder::
 

@@ -247,6 +247,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    # GDAL's own messages reach Python logging through rasterio; the error line says enough.
+    logging.getLogger("rasterio").setLevel(logging.WARNING)
     try:
         return args.handler(args)
     except AerialSamError as exc:

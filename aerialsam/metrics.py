@@ -13,17 +13,22 @@ Rules, as DESIGN.md states them:
   the truth are all false positives (and a warning lists those images).
 
 Invalid proposal (and truth) polygons are repaired with :func:`shapely.make_valid`, keeping
-the polygonal part. Speed comes from one STRtree over the bounding boxes of every polygon of
-every image at once (each image's boxes are shifted along x so that images never overlap), an
+the polygonal part. When a proposal has two unmatched truth polygons of exactly equal IoU, the
+one earlier in the truth file wins. IoU is ``intersection / (area_a + area_b - intersection)``.
+
+Speed comes from one STRtree over the bounding boxes of every polygon of every image at once
+(the images are laid out side by side on a grid so that boxes of two images never meet), an
 IoU upper bound from box overlap and areas that discards most candidate pairs before any
 polygon overlay, and vectorised shapely intersections for the rest. Only pairs with IoU above
-0.5 can ever match, so the greedy matching runs over those few pairs only.
+0.5 can ever match, so the greedy matching runs over those few pairs only. The GEOS overlays of
+the pairs that remain (about 1.2 per true positive) are most of the cost.
 """
 
 from __future__ import annotations
 
 import csv
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +51,7 @@ MIN_AREA = 20.0
 IOU_THRESHOLD = 0.5
 """A match is a true positive when its IoU is strictly above this."""
 COUNT_COLUMNS = ["tp", "fp", "fn", "precision", "recall", "f1"]
-
+_AOI_IN_ID = re.compile(r"AOI_\d+_[A-Za-z]+_(?:[A-Za-z0-9-]+_)?img\d+")
 
 
 @dataclass
@@ -148,7 +153,21 @@ def score_csv(truth_path: str | Path, proposals_path: str | Path) -> ScoreResult
     """
     truth = read_truth_csv(truth_path)
     proposals = read_proposals_csv(proposals_path)
+    for path, frame in ((truth_path, truth), (proposals_path, proposals)):
+        _check_image_ids(Path(path), frame.attrs.get("image_ids", []))
     return score(truth, proposals)
+
+
+def _check_image_ids(path: Path, image_ids: list[str]) -> None:
+    """Fail with file and line number on the first ImageId that names no SpaceNet AOI."""
+    bad = [i for i in image_ids if not _AOI_IN_ID.search(i)]
+    if not bad:
+        return
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        line = next((reader.line_num for row in reader if row.get("ImageId") == bad[0]), 0)
+    raise InputError(f"{path}, line {line}",
+                     f"ImageId {bad[0]!r} names no SpaceNet image (AOI_<n>_<City>_img<N>)")
 
 
 def repair_polygons(geoms: np.ndarray) -> np.ndarray:

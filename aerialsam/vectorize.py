@@ -244,7 +244,8 @@ def write_proposals_csv(proposals: gpd.GeoDataFrame, path: str | Path,
                                                            trim=True),
                           "Confidence": proposals["Confidence"].to_numpy(dtype=float)})
     every = image_ids if image_ids is not None else proposals.attrs.get("image_ids", [])
-    empty = [i for i in dict.fromkeys(every) if i not in set(table["ImageId"])]
+    present = set(table["ImageId"])
+    empty = [i for i in dict.fromkeys(every) if i not in present]
     if empty:
         table = pd.concat([table, pd.DataFrame({"ImageId": empty, "BuildingId": -1,
                                                 "PolygonWKT_Pix": "POLYGON EMPTY",

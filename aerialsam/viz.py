@@ -108,3 +108,29 @@ def plot_building_sizes(buildings: pd.DataFrame) -> Figure:
     ax.text(20 * 0.3 * 0.3, len(aois) + 0.4, " 20 px² metric floor", fontsize=8, color="grey")
     fig.tight_layout()
     return fig
+
+
+SPLIT_COLOURS = {"train": "#4c72b0", "val": "#dd8452", "test": "#55a868"}
+
+
+def plot_split_map(splits: pd.DataFrame) -> Figure:
+    """Each AOI's tiles at their place on the ground, coloured by split (``splits.csv`` rows)."""
+    aois = list(dict.fromkeys(splits["aoi"]))
+    fig, axes = plt.subplots(1, len(aois), figsize=(3.6 * len(aois), 3.4), squeeze=False)
+    for ax, aoi in zip(axes[0], aois, strict=True):
+        for row in splits[splits.aoi == aoi].itertuples():
+            with open_raster(row.source) as src:
+                left, bottom, right, top = src.bounds
+            ax.add_patch(plt.Rectangle((left, bottom), right - left, top - bottom,
+                                       facecolor=SPLIT_COLOURS[row.split], edgecolor="white"))
+            ax.text((left + right) / 2, (bottom + top) / 2, row.image_id.rsplit("_", 1)[-1],
+                    ha="center", va="center", fontsize=7, color="white")
+        ax.autoscale_view()
+        ax.set_aspect("equal")
+        ax.set_title(spacenet.CITY_NAMES.get(aoi, aoi), fontsize=10)
+        ax.tick_params(labelsize=7)
+        ax.ticklabel_format(useOffset=False)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in SPLIT_COLOURS.values()]
+    fig.legend(handles, list(SPLIT_COLOURS), loc="lower center", ncol=3, fontsize=9)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    return fig

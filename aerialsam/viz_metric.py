@@ -31,7 +31,7 @@ COMPETITION = pd.DataFrame(
 
 STYLE = {
     "matched truth": {"facecolor": "none", "edgecolor": "#1b9e77", "linewidth": 2.0},
-    "missed truth": {"facecolor": "#d95f02", "edgecolor": "#d95f02", "alpha": 0.55},
+    "missed truth": {"facecolor": "#e31a1c", "edgecolor": "#e31a1c", "alpha": 0.5},
     "matched proposal": {"facecolor": "none", "edgecolor": "#7570b3", "linewidth": 1.0,
                          "linestyle": "--"},
     "false proposal": {"facecolor": "none", "edgecolor": "#e7298a", "linewidth": 2.0,
@@ -133,6 +133,8 @@ def plot_outcomes(ax: plt.Axes, result: ScoreResult, image_id: str,
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
+    ax.set_xlabel("")
+    ax.set_ylabel("")
 
 
 def outcome_legend(fig: Figure) -> None:

@@ -4,7 +4,8 @@
    in the SN2 layout, or demo tiles when the samples are absent) chipped at 512 / 64
    (4 chips per tile) against the floor of reading every tile whole with rasterio and writing
    the same number of uint8 bytes as uncompressed GeoTIFFs (the same chip files, no stretch,
-   no index); best of ``--repeats``.
+   no index), also with the floor's files written atomically (temporary name + rename, which
+   chipping needs to be idempotent); best of ``--repeats``.
 2. The same chipping with ``--workers 2`` against ``--workers 1``.
 3. Peak resident memory of chipping a 20,000 x 20,000 x 3 uint8 tiled GeoTIFF (written block
    by block), measured in a subprocess; it must stay under 1 GB.
@@ -22,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +32,7 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from aerialsam import chips, demo
+from aerialsam.io import atomic_path
 
 SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "spacenet_samples" \
     / "vegas_sn2_rgb"
@@ -59,8 +62,12 @@ def make_tiles(root: Path, count: int) -> Path:
     return root / "AOI_2_Vegas_Train"
 
 
-def floor_run(tiles: list[Path], out: Path) -> float:
-    """Read each tile whole; write its chips' worth of uint8 bytes as uncompressed GeoTIFFs."""
+def floor_run(tiles: list[Path], out: Path, atomic: bool = False) -> float:
+    """Read each tile whole; write its chips' worth of uint8 bytes as uncompressed GeoTIFFs.
+
+    With ``atomic`` each file is written through :func:`aerialsam.io.atomic_path` (temporary
+    name, then rename), as chipping does for idempotence.
+    """
     start = time.perf_counter()
     for n, path in enumerate(tiles):
         with rasterio.open(path) as src:
@@ -71,7 +78,9 @@ def floor_run(tiles: list[Path], out: Path) -> float:
         for r, c in offsets:
             profile = {"driver": "GTiff", "dtype": "uint8", "count": 3, "height": SIZE,
                        "width": SIZE, "crs": crs, "transform": transform}
-            with rasterio.open(out / f"{n}_{r}_{c}.tif", "w", **profile) as dst:
+            target = out / f"{n}_{r}_{c}.tif"
+            with (atomic_path(target) if atomic else nullcontext(target)) as path, \
+                    rasterio.open(path, "w", **profile) as dst:
                 dst.write(pixels[:, r:r + SIZE, c:c + SIZE])
     return time.perf_counter() - start
 
@@ -152,6 +161,7 @@ def main() -> None:
         first_s = time.perf_counter() - start
         stretch = work / "first" / "stretch.json"
         floor_s = best_of(args.repeats, lambda out: floor_run(tiles, out))
+        atomic_s = best_of(args.repeats, lambda out: floor_run(tiles, out, atomic=True))
         one_s = best_of(args.repeats, chip_run(raw, 1, stretch))
         two_s = best_of(args.repeats, chip_run(raw, 2, stretch))
     finally:
@@ -161,6 +171,7 @@ def main() -> None:
         "tiles": len(tiles), "chips": len(first.index), "size": SIZE, "overlap": OVERLAP,
         "cpus": os.cpu_count(), "floor_s": round(floor_s, 3), "chip_w1_s": round(one_s, 3),
         "chip_w2_s": round(two_s, 3), "chip_vs_floor": round(one_s / floor_s, 2),
+        "floor_atomic_s": round(atomic_s, 3), "chip_vs_floor_atomic": round(one_s / atomic_s, 2),
         "w2_speedup": round(one_s / two_s, 2),
         "first_run_with_stretch_s": round(first_s, 3), "big_raster": big}))
 

@@ -5,8 +5,11 @@ rotated street grids, about as dense as SpaceNet 2 Vegas: rectangles and L-shape
 are jittered copies, with misses, duplicates, false alarms and a few polygons under the
 20 px² floor) of 1,500 and 15,000 images, scores each with
 :func:`aerialsam.metrics.score` and with a plain per-image double loop with bounding-box
-pruning written here, asserts identical TP/FP/FN per image, and prints one JSON line with the
-times and the speed-up. Run: ``.venv/bin/python benchmarks/bench_score.py [--sizes 1500,15000]``.
+pruning written here (IoU with a union overlay, as the SpaceNet utilities compute it, and a
+lean variant with one overlay per pair), asserts identical TP/FP/FN per image, and prints one
+JSON line with the times (best of 3 for the small case) and the speed-ups.
+
+Run: ``.venv/bin/python benchmarks/bench_score.py [--sizes 1500,15000]``.
 """
 
 from __future__ import annotations
@@ -142,18 +145,26 @@ def loop_score(truth: gpd.GeoDataFrame, props: gpd.GeoDataFrame,
     return pd.DataFrame(rows, columns=["image_id", "tp", "fp", "fn"])
 
 
+def _best_time(run, repeats: int) -> tuple[float, object]:
+    """Shortest wall time of ``repeats`` calls (the machine is shared) and the last result."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = run()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
 def run_size(n_images: int) -> dict:
     """Time both scorers on one generated case and check they agree."""
     truth, props = make_case(n_images)
-    start = time.perf_counter()
-    result = metrics.score(truth, props)
-    fast = time.perf_counter() - start
+    repeats = 3 if n_images <= 2000 else 1
+    fast, result = _best_time(lambda: metrics.score(truth, props), repeats)
     ours = result.per_image.set_index("image_id")[["tp", "fp", "fn"]].sort_index()
     times = {}
     for name, union_overlay in (("loop", True), ("lean_loop", False)):
-        start = time.perf_counter()
-        plain = loop_score(truth, props, union_overlay)
-        times[name] = time.perf_counter() - start
+        times[name], plain = _best_time(lambda u=union_overlay: loop_score(truth, props, u),
+                                        repeats)
         theirs = plain.set_index("image_id")[["tp", "fp", "fn"]].sort_index()
         assert ours.equals(theirs.astype(ours.dtypes)), f"TP/FP/FN differ from the {name}"
     totals = ours.sum()
@@ -171,6 +182,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1500,15000", help="image counts, comma-separated")
     args = parser.parse_args()
+    warm_truth, warm_props = make_case(20, seed=1)  # first-call costs out of the timings
+    metrics.score(warm_truth, warm_props)
     cases = [run_size(int(n)) for n in args.sizes.split(",")]
     print(json.dumps({"benchmark": "score", "baseline": "per-image double loop, bbox pruning",
                       "cases": cases,

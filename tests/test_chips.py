@@ -244,6 +244,18 @@ def test_uint8_passes_through_unchanged(tmp_path: Path) -> None:
                                                  row.col_off:row.col_off + 256])
 
 
+def test_uint8_with_nodata_small_both_ways_keeps_its_nodata(tmp_path: Path) -> None:
+    data = np.full((3, 100, 120), 40, dtype=np.uint8)
+    data[:, :5] = 255
+    src = write_raster(tmp_path / "tiny.tif", data, nodata=255)
+    report = chips.chip_sources(src, tmp_path / "out", size=128, overlap=16)
+    assert report.index[["pad_right", "pad_bottom"]].values.tolist() == [[8, 28]]
+    chip, profile = read(tmp_path / "out" / report.index.iloc[0].path)
+    assert profile["nodata"] == 255
+    np.testing.assert_array_equal(chip[:, :100, :120], data)
+    assert (chip[:, 100:] == 255).all() and (chip[:, :, 120:] == 255).all()
+
+
 def test_single_band_becomes_grey_rgb(tmp_path: Path) -> None:
     data = np.arange(64 * 64, dtype=np.uint16).reshape(1, 64, 64)
     src = write_raster(tmp_path / "pan.tif", data)
@@ -340,3 +352,17 @@ def test_spacenet_aoi_folder_is_a_source(tmp_path: Path) -> None:
     shutil.copy(IMG1010, aoi_dir)
     sources = chips.find_sources(tmp_path / "AOI_2_Vegas_Train")
     assert [(s.aoi, s.image_id) for s in sources] == [("AOI_2_Vegas", "AOI_2_Vegas_img1010")]
+
+
+@needs_vegas
+def test_strip_budget_does_not_change_the_chips(tmp_path: Path, monkeypatch) -> None:
+    whole = chips.chip_sources(IMG1010, tmp_path / "whole", 256, 32)
+    with rasterio.open(IMG1010) as src:
+        assert [len(s) for s in chips._strips(src, [0, 224, 394], 256)] == [3]
+        monkeypatch.setattr(chips, "STRIP_BYTES", 1)  # one chip row per read, as for huge rasters
+        assert [len(s) for s in chips._strips(src, [0, 224, 394], 256)] == [1, 1, 1]
+    strips = chips.chip_sources(IMG1010, tmp_path / "strips", 256, 32)
+    assert strips.index.drop(columns="path").equals(whole.index.drop(columns="path"))
+    for path in whole.index["path"]:
+        np.testing.assert_array_equal(read(tmp_path / "whole" / path)[0],
+                                      read(tmp_path / "strips" / path)[0])

@@ -65,6 +65,8 @@ def test_empty_proposals_give_f1_zero(sample: tuple[Path, Path], tmp_path: Path,
               'AOI_2_Vegas_img1,1,"POLYGON ((0 0,9",1\n', "line 3: unparsable WKT"),
     (HEADER + 'AOI_2_Vegas_img1,0,"POLYGON ((0 0,9 0,9 9,0 0))",sure\n',
      "line 2: non-numeric Confidence 'sure'"),
+    (HEADER + 'AOI_2_Vegas_img1,0,"POLYGON ((0 0,9 0,9 9,0 0))",1\n'
+              'tile7,0,"POLYGON ((0 0,9 0,9 9,0 0))",1\n', "line 3: ImageId 'tile7'"),
 ])
 def test_malformed_proposals_fail_in_one_line(sample: tuple[Path, Path], tmp_path: Path,
                                               capsys: pytest.CaptureFixture, body: str,

@@ -78,6 +78,16 @@ def test_instances_are_used_as_given() -> None:
     assert polys["area"].tolist() == pytest.approx([400, 400])
 
 
+def test_instance_in_two_pieces_becomes_one_multipolygon() -> None:
+    instances = np.zeros((20, 40), dtype=np.int32)
+    instances[2:8, 2:8] = 1
+    instances[10:16, 20:30] = 1
+    polys = vectorize.polygonize(instances, simplify=0)
+    assert len(polys) == 1
+    assert polys.geometry.iloc[0].geom_type == "MultiPolygon"
+    assert polys["area"].iloc[0] == pytest.approx(36 + 60)
+
+
 def test_georeference_uses_the_transform() -> None:
     transform = Affine(2.7e-6, 0, -115.0, 0, -2.7e-6, 36.0)
     pixel = gpd.GeoDataFrame(geometry=[box(0, 0, 10, 20)])
@@ -138,8 +148,8 @@ def test_round_trip_on_a_demo_tile(demo_root: Path) -> None:
 
 def test_round_trip_splits_attached_buildings_with_contact(demo_root: Path) -> None:
     tile, labels = _tile_with_labels(demo_root, "paris")
-    shapes = [(g, i + 1) for i, g in enumerate(labels.geometry)]
-    instances = features.rasterize(shapes, out_shape=(650, 650), dtype="int32")
+    instances = vectorize.rasterize_instances(labels.geometry, (650, 650))
+    assert instances.max() == len(labels)
     mask = instances > 0
     # contact: building pixels next to a pixel of another building
     high = ndimage.maximum_filter(instances, 3)
