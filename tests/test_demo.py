@@ -66,7 +66,8 @@ def test_empty_tiles_and_city_styles(demo_root: Path) -> None:
 
 
 def test_geojson_coordinates_are_lon_lat_zero(demo_root: Path) -> None:
-    path = demo_root / "AOI_2_Vegas_Train" / "geojson" / "buildings" / "buildings_AOI_2_Vegas_img1.geojson"
+    path = (demo_root / "AOI_2_Vegas_Train" / "geojson" / "buildings"
+            / "buildings_AOI_2_Vegas_img1.geojson")
     document = json.loads(path.read_text())
     point = document["features"][0]["geometry"]["coordinates"][0][0]
     assert len(point) == 3 and point[2] == 0
@@ -124,7 +125,8 @@ def test_deterministic_and_prefix_stable(tmp_path: Path, demo_root: Path) -> Non
 
 def test_rerun_skips_finished_tiles(tmp_path: Path) -> None:
     demo.make_demo(tmp_path, tiles_per_aoi=2, aois=["khartoum"])
-    image = tmp_path / "AOI_5_Khartoum_Train" / "RGB-PanSharpen" / "RGB-PanSharpen_AOI_5_Khartoum_img1.tif"
+    image = (tmp_path / "AOI_5_Khartoum_Train" / "RGB-PanSharpen"
+             / "RGB-PanSharpen_AOI_5_Khartoum_img1.tif")
     before = image.stat().st_mtime_ns
     demo.make_demo(tmp_path, tiles_per_aoi=3, aois=["khartoum"])
     assert image.stat().st_mtime_ns == before
