@@ -20,6 +20,7 @@ import os
 import pickle
 import urllib.error
 import urllib.request
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,11 +167,11 @@ def download_checkpoint(variant: str, dest: str | Path, base_url: str | None = N
         with urllib.request.urlopen(url, timeout=timeout) as response, atomic_path(dest) as tmp:
             _copy_checked(response, tmp, url)
     except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-        reason = getattr(exc, "reason", None) or exc
+        reason = (f"HTTP {exc.code} {exc.reason}" if isinstance(exc, urllib.error.HTTPError)
+                  else getattr(exc, "reason", None) or exc)
         raise CheckpointError(dest, f"cannot download {url} ({reason}); offline, download "
                                     f"{get_variant(variant).filename} elsewhere and place it "
-                                    f"at {dest} (the cache set by ${CACHE_ENV}), or pass an "
-                                    "explicit checkpoint path") from None
+                                    f"at {dest}, or pass an explicit checkpoint path") from None
     return dest
 
 
@@ -182,7 +183,7 @@ def _copy_checked(response: http.client.HTTPResponse, path: Path, url: str) -> N
         log.warning("%s sent no Content-Length: the download cannot be size-checked", url)
     received = 0
     with path.open("wb") as out, tqdm(total=expected, unit="B", unit_scale=True,
-                                      desc=path.name, disable=None) as bar:
+                                      desc=url.rsplit("/", 1)[-1], disable=None) as bar:
         while chunk := response.read(_CHUNK):
             out.write(chunk)
             received += len(chunk)
@@ -392,4 +393,8 @@ def make_predictor(model: SAM2Base, **kwargs: object) -> SAM2ImagePredictor:
         model: a model from :func:`load_sam2`.
         **kwargs: passed to ``SAM2ImagePredictor`` (``mask_threshold``, ``max_hole_area``, …).
     """
-    return fit_feature_sizes(SAM2ImagePredictor(model, **kwargs))
+    with warnings.catch_warnings():
+        # sam2's transforms call torch.jit.script, which this torch deprecates: not ours to fix.
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+        predictor = SAM2ImagePredictor(model, **kwargs)
+    return fit_feature_sizes(predictor)

@@ -1,0 +1,296 @@
+"""SAM 2.1 loading: checkpoint resolution, bad checkpoints, reduced input size end to end.
+
+Every model here is SAM 2.1 tiny at 256 px on the CPU with random weights saved in the
+official format; downloads go to a local HTTP server on 127.0.0.1, never to the internet.
+"""
+
+from __future__ import annotations
+
+import http.server
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+from aerialsam import demo, spacenet
+from aerialsam.errors import InputError
+from aerialsam.models import sam2 as sam2_model
+from aerialsam.stretch import apply_stretch, compute_stretch
+
+SIZE = 256
+Serve = Callable[..., str]
+# SAM 2's own predictor (built directly by two tests) calls the deprecated torch.jit.script.
+pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script:FutureWarning")
+
+
+@pytest.fixture(scope="module")
+def tiny_ckpt(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random SAM 2.1 tiny checkpoint (seed 1) under its official file name."""
+    path = tmp_path_factory.mktemp("ckpt") / "sam2.1_hiera_tiny.pt"
+    return sam2_model.save_random_checkpoint("tiny", path, image_size=SIZE, seed=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_state(tiny_ckpt: Path) -> dict[str, torch.Tensor]:
+    """The state dict inside ``tiny_ckpt``."""
+    return torch.load(tiny_ckpt, map_location="cpu", weights_only=True)["model"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """An empty cache, no URL override, and no proxy between us and 127.0.0.1."""
+    monkeypatch.setenv(sam2_model.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(sam2_model.URL_ENV, raising=False)
+    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+
+
+class _LyingHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files but announces 1000 bytes more than it sends (a cut-off transfer)."""
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword == "Content-Length":
+            value = str(int(value) + 1000)
+        super().send_header(keyword, value)
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Serve]:
+    """Start an HTTP server on 127.0.0.1 over a folder; yield a function returning its URL."""
+    servers = []
+
+    def start(folder: Path, handler: type = http.server.SimpleHTTPRequestHandler) -> str:
+        quiet = type("Quiet", (handler,), {"log_message": lambda *a: None})
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
+                                                 partial(quiet, directory=str(folder)))
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_address[1]}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _closed_port_url() -> str:
+    """A URL on 127.0.0.1 where nothing listens: the connection is refused."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+def _assert_weights(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    loaded = model.state_dict()
+    assert loaded.keys() == state.keys()
+    for key, value in state.items():
+        assert torch.equal(loaded[key].cpu(), value), key
+
+
+def test_explicit_path_round_trip(tiny_ckpt: Path, tiny_state: dict) -> None:
+    model = sam2_model.load_sam2("tiny", tiny_ckpt, device="cpu", image_size=SIZE)
+    _assert_weights(model, tiny_state)
+    assert not model.training
+    assert model.image_size == SIZE
+    assert model.sam_prompt_encoder.image_embedding_size == (SIZE // 16, SIZE // 16)
+    # The saved weights are not the seed-0 ones a "random" model gets.
+    assert not torch.equal(sam2_model.build_model("tiny", SIZE, seed=0).no_mem_embed,
+                           tiny_state["no_mem_embed"])
+
+
+def test_cache_dir_round_trip(tiny_ckpt: Path, tiny_state: dict, tmp_path: Path,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    cache = tmp_path / "my-cache"
+    cache.mkdir()
+    (cache / "sam2.1_hiera_tiny.pt").symlink_to(tiny_ckpt)
+    monkeypatch.setenv(sam2_model.CACHE_ENV, str(cache))
+    # A refusing URL proves the cached file is used without any download attempt.
+    monkeypatch.setenv(sam2_model.URL_ENV, _closed_port_url())
+    assert sam2_model.resolve_checkpoint("tiny") == cache / "sam2.1_hiera_tiny.pt"
+    _assert_weights(sam2_model.load_sam2("tiny", device="cpu", image_size=SIZE), tiny_state)
+
+
+def test_download_round_trip(tiny_ckpt: Path, tiny_state: dict, tmp_path: Path,
+                             serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(sam2_model.URL_ENV, serve(tiny_ckpt.parent) + "/")
+    model = sam2_model.load_sam2("tiny", device="cpu", image_size=SIZE)
+    cached = tmp_path / "cache" / "sam2.1_hiera_tiny.pt"
+    assert cached.read_bytes() == tiny_ckpt.read_bytes()
+    assert sorted(p.name for p in cached.parent.iterdir()) == ["sam2.1_hiera_tiny.pt"]
+    _assert_weights(model, tiny_state)
+
+
+def test_download_base_url_argument(tiny_ckpt: Path, tmp_path: Path, serve: Serve) -> None:
+    dest = tmp_path / "elsewhere" / "t.pt"
+    sam2_model.download_checkpoint("tiny", dest, base_url=serve(tiny_ckpt.parent))
+    assert dest.read_bytes() == tiny_ckpt.read_bytes()
+
+
+def test_refused_download_says_where_to_put_the_file(tmp_path: Path) -> None:
+    with pytest.raises(sam2_model.CheckpointError) as info:
+        sam2_model.load_sam2("tiny", device="cpu", image_size=SIZE, base_url=_closed_port_url())
+    message = str(info.value)
+    cached = tmp_path / "cache" / "sam2.1_hiera_tiny.pt"
+    assert str(cached) in message and "sam2.1_hiera_tiny.pt" in message
+    assert "refused" in message.lower()
+    assert isinstance(info.value, InputError)
+    assert not cached.parent.exists() or not any(cached.parent.iterdir())
+
+
+def test_missing_file_on_server(tmp_path: Path, serve: Serve) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(sam2_model.CheckpointError, match="HTTP 404"):
+        sam2_model.resolve_checkpoint("small", base_url=serve(empty))
+
+
+def test_short_download_leaves_nothing(tiny_ckpt: Path, tmp_path: Path, serve: Serve) -> None:
+    with pytest.raises(sam2_model.CheckpointError,
+                       match=rf"received {tiny_ckpt.stat().st_size} of"):
+        sam2_model.resolve_checkpoint("tiny", base_url=serve(tiny_ckpt.parent, _LyingHandler))
+    assert not any((tmp_path / "cache").iterdir())
+
+
+def test_explicit_path_not_found(tmp_path: Path) -> None:
+    with pytest.raises(sam2_model.CheckpointError, match="checkpoint file not found"):
+        sam2_model.load_sam2("tiny", tmp_path / "nope.pt", device="cpu", image_size=SIZE)
+
+
+@pytest.mark.parametrize("content", [b"", b"<html>404 page saved as .pt</html>\n"])
+def test_corrupt_checkpoint(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "sam2.1_hiera_tiny.pt"
+    path.write_bytes(content)
+    with pytest.raises(sam2_model.CheckpointError) as info:
+        sam2_model.load_sam2("tiny", path, device="cpu", image_size=SIZE)
+    assert str(info.value).startswith(f"{path}: not a readable PyTorch checkpoint")
+    assert "corrupt or truncated" in str(info.value)
+
+
+def test_truncated_checkpoint(tiny_ckpt: Path, tmp_path: Path) -> None:
+    path = tmp_path / "cut.pt"
+    path.write_bytes(tiny_ckpt.read_bytes()[:100_000])
+    with pytest.raises(sam2_model.CheckpointError, match="corrupt or truncated"):
+        sam2_model.read_checkpoint(path)
+
+
+def test_checkpoint_without_model_entry(tiny_state: dict, tmp_path: Path) -> None:
+    path = tmp_path / "bare.pt"
+    torch.save(tiny_state, path)  # a bare state dict, not {"model": ...}
+    with pytest.raises(sam2_model.CheckpointError, match="no 'model' state dict"):
+        sam2_model.read_checkpoint(path)
+
+
+def test_wrong_variant_checkpoint(tmp_path: Path) -> None:
+    path = sam2_model.save_random_checkpoint("small", tmp_path / "s.pt", image_size=SIZE)
+    with pytest.raises(sam2_model.CheckpointError) as info:
+        sam2_model.load_sam2("tiny", path, device="cpu", image_size=SIZE)
+    message = str(info.value)
+    assert message.startswith(f"{path}: does not match SAM 2.1 'tiny'")
+    assert "looks like a 'small' checkpoint, not 'tiny'" in message
+    # small has 4 more blocks, so the stage boundaries (and some shapes) move too
+    assert "2 missing keys, 50 unexpected keys, 22 shape mismatches" in message
+
+
+def test_altered_and_sam20_checkpoints(tiny_state: dict, tmp_path: Path) -> None:
+    model = sam2_model.build_model("tiny", SIZE)
+    bent = dict(tiny_state, no_mem_embed=torch.zeros(1, 1, 128))
+    with pytest.raises(sam2_model.CheckpointError, match="not a SAM 2.1 'tiny' checkpoint"):
+        sam2_model.check_state_dict(model, bent, "tiny", "bent.pt")
+    old = {k: v for k, v in tiny_state.items() if k not in sam2_model._SAM21_ONLY_KEYS}
+    with pytest.raises(sam2_model.CheckpointError, match="looks like a SAM 2.0 checkpoint"):
+        sam2_model.check_state_dict(model, old, "tiny", "old.pt")
+
+
+def test_guess_variant_from_real_architectures(tiny_state: dict) -> None:
+    assert sam2_model.guess_variant(tiny_state) == "tiny"
+    assert sam2_model.guess_variant({"x": torch.zeros(1)}) is None
+
+
+def test_random_mode_warns_and_is_reproducible(tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="aerialsam.models.sam2"):
+        model = sam2_model.load_sam2("tiny", "random", device="cpu", image_size=SIZE)
+    assert any(r.levelno == logging.WARNING and "RANDOM, UNTRAINED" in r.getMessage()
+               for r in caplog.records)
+    saved = sam2_model.save_random_checkpoint("tiny", tmp_path / "r.pt", image_size=SIZE)
+    _assert_weights(model, torch.load(saved, weights_only=True)["model"])
+    assert not (tmp_path / "cache").exists()  # random mode neither reads nor fills the cache
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"variant": "huge"}, "unknown SAM 2 variant 'huge'"),
+    ({"image_size": 300}, "multiple of 32"),
+    ({"device": "quantum"}, "unknown device"),
+])
+def test_bad_arguments(kwargs: dict, match: str) -> None:
+    with pytest.raises(InputError, match=match):
+        sam2_model.load_sam2(**{"checkpoint": "random", "image_size": SIZE, **kwargs})
+
+
+def test_devices() -> None:
+    assert sam2_model.pick_device("cpu") == torch.device("cpu")
+    best = "cuda" if torch.cuda.is_available() else "mps" if sam2_model._mps_available() else "cpu"
+    assert sam2_model.pick_device("auto").type == best
+    assert sam2_model.pick_device(torch.device("cpu")) == torch.device("cpu")
+    assert sam2_model.autocast_dtype("cpu") is None
+    with sam2_model.autocast("cpu"):
+        assert torch.ones(2, 2).matmul(torch.ones(2, 2)).dtype == torch.float32
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="not available"):
+            sam2_model.pick_device("cuda")
+
+
+def test_feature_sizes_match_sam2_at_1024() -> None:
+    model = sam2_model.build_model("tiny", SIZE)
+    # SAM 2's own predictor hard-codes the 1024-px sizes: ours agree there.
+    assert SAM2ImagePredictor(model)._bb_feat_sizes == sam2_model.feature_sizes(1024)
+    assert sam2_model.feature_sizes(SIZE) == [(64, 64), (32, 32), (16, 16)]
+    assert sam2_model.make_predictor(model)._bb_feat_sizes == [(64, 64), (32, 32), (16, 16)]
+
+
+@pytest.fixture(scope="module")
+def demo_chip(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, np.ndarray]:
+    """A 200 x 300 uint8 RGB chip of a demo Vegas tile and the pixel box of one building."""
+    root = tmp_path_factory.mktemp("demo-sam2")
+    demo.make_demo(root, tiles_per_aoi=1, aois=["vegas"])
+    tile = spacenet.find_tiles(root)[0]
+    with rasterio.open(tile.image_path) as src:
+        pixels = src.read((1, 2, 3))
+    rgb = apply_stretch(pixels, compute_stretch([tile.image_path])).transpose(1, 2, 0)
+    chip = np.ascontiguousarray(rgb[100:300, 150:450])
+    labels = spacenet.read_tile_labels(tile, pixel=True)
+    bounds = labels.geometry.bounds
+    inside = labels[(bounds.minx >= 150) & (bounds.maxx <= 450)
+                    & (bounds.miny >= 100) & (bounds.maxy <= 300)]
+    assert len(inside), "the demo tile should have a building inside the chip"
+    x0, y0, x1, y1 = inside.geometry.iloc[0].bounds
+    return chip, np.array([x0 - 150, y0 - 100, x1 - 150, y1 - 100])
+
+
+def test_box_prompt_at_reduced_size(tiny_ckpt: Path, demo_chip: tuple) -> None:
+    chip, box = demo_chip
+    assert chip.dtype == np.uint8 and chip.shape == (200, 300, 3)
+    model = sam2_model.load_sam2("tiny", tiny_ckpt, device="cpu", image_size=SIZE)
+    # SAM 2's own predictor cannot embed at 256 px: its feature sizes are for 1024.
+    with pytest.raises(RuntimeError):
+        SAM2ImagePredictor(model).set_image(chip)
+    predictor = sam2_model.make_predictor(model)
+    predictor.set_image(chip)
+    assert predictor._features["image_embed"].shape == (1, 256, 16, 16)
+    masks, scores, low_res = predictor.predict(box=box, multimask_output=False)
+    assert masks.shape == (1, 200, 300)
+    assert scores.shape == (1,) and np.isfinite(scores).all()
+    assert low_res.shape == (1, SIZE // 4, SIZE // 4)
+    assert set(np.unique(masks)) <= {0.0, 1.0}
+    multi, multi_scores, _ = predictor.predict(box=box, multimask_output=True)
+    assert multi.shape == (3, 200, 300) and multi_scores.shape == (3,)
