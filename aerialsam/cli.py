@@ -100,13 +100,20 @@ def _run_chip(args: argparse.Namespace) -> int:
     if report.tiles == 1 and report.failures:
         raise AerialSamError(": ".join(report.failures[0]))
     print(chips.chip_summary(report))
-    for source, problem in report.failures:
-        print(f"aerialsam chip: error: {source}: {problem}", file=sys.stderr)
-    if report.failures:
-        print(f"aerialsam chip: error: {len(report.failures)} of {report.tiles} tiles could "
-              "not be chipped (listed above); the others were", file=sys.stderr)
-        return 2
-    return 0
+    return _report_failures("chip", report.failures, report.tiles,
+                            "could not be chipped (listed above); the others were")
+
+
+def _report_failures(command: str, failures: list[tuple[str, str]], tiles: int,
+                     outcome: str) -> int:
+    """Print a batch's failed tiles, one line each, then their count; return the exit code."""
+    for source, problem in failures:
+        print(f"aerialsam {command}: error: {source}: {problem}", file=sys.stderr)
+    if not failures:
+        return 0
+    print(f"aerialsam {command}: error: {len(failures)} of {tiles} tiles {outcome}",
+          file=sys.stderr)
+    return 2
 
 
 def _add_download(commands: argparse._SubParsersAction) -> None:
@@ -188,13 +195,8 @@ def _run_masks(args: argparse.Namespace) -> int:
     report = masks_batch.write_chip_masks(args.chips_dir, args.out_dir, kinds=kinds,
                                           labels_dir=args.labels, params=params)
     print(masks_batch.mask_summary(report))
-    for source, problem in report.failures:
-        print(f"aerialsam masks: error: {source}: {problem}", file=sys.stderr)
-    if report.failures:
-        print(f"aerialsam masks: error: {len(report.failures)} of {report.tiles} tiles have no "
-              "masks (listed above); the others were done", file=sys.stderr)
-        return 2
-    return 0
+    return _report_failures("masks", report.failures, report.tiles,
+                            "have no masks (listed above); the others were done")
 
 
 def _add_score(commands: argparse._SubParsersAction) -> None:

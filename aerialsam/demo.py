@@ -30,7 +30,7 @@ from aerialsam import spacenet
 from aerialsam.config import Profile, stage_paths
 from aerialsam.demo_layouts import LAYOUTS, TILE, Building, Road
 from aerialsam.errors import InputError
-from aerialsam.io import atomic_path
+from aerialsam.io import atomic_path, record_params
 
 log = logging.getLogger(__name__)
 
@@ -113,21 +113,13 @@ def prepare_raw(profile: Profile, data_dir: str | Path) -> Path:
 
 
 def _check_params(out_dir: Path, seed: int) -> None:
-    """Refuse to mix tiles of two seeds in one folder; record the seed of a new folder."""
-    params = {"seed": seed, "generator": GENERATOR_VERSION}
-    path = out_dir / PARAMS_FILE
-    if path.exists():
-        found = json.loads(path.read_text())
-        if found != params:
-            raise InputError(out_dir, f"holds demo data made with {found}, not {params}; "
-                                      "choose another folder or delete this one")
-        return
-    if out_dir.is_dir() and spacenet.find_aoi_dirs(out_dir):
+    """Refuse to mix tiles of two seeds, or demo and real tiles, in one folder."""
+    if not (out_dir / PARAMS_FILE).exists() and out_dir.is_dir() \
+            and spacenet.find_aoi_dirs(out_dir):
         raise InputError(out_dir, "holds SpaceNet data not made by `aerialsam demo` (real "
                                   "tiles?); write the demo AOIs to another folder")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(params))
+    record_params(out_dir, PARAMS_FILE, {"seed": seed, "generator": GENERATOR_VERSION},
+                  "demo data")
 
 
 def _make_aoi(out_dir: Path, aoi: str, tiles_per_aoi: int, seed: int) -> Path:

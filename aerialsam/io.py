@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -61,3 +62,26 @@ def open_raster(path: str | Path, require_crs: bool = True) -> rasterio.DatasetR
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def record_params(folder: str | Path, filename: str, params: dict, what: str) -> None:
+    """Record the parameters a stage folder is made with; refuse a folder made with others.
+
+    Reruns of a stage skip finished outputs, so mixing the outputs of two parameter sets in
+    one folder would go unnoticed: the first run writes ``folder/filename``, later runs must
+    match it.
+
+    Raises:
+        InputError: the folder holds ``what`` made with other parameters.
+    """
+    folder = Path(folder)
+    path = folder / filename
+    if path.exists():
+        found = json.loads(path.read_text())
+        if found != params:
+            raise InputError(folder, f"holds {what} made with {found}, not {params}; "
+                                     "choose another folder or delete this one")
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(params, indent=1) + "\n")

@@ -18,7 +18,6 @@ chip (the whole tile for SpaceNet 2 tiles chipped at 512). Existing masks are sk
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -34,7 +33,7 @@ from tqdm.auto import tqdm
 
 from aerialsam import chips, masks, spacenet
 from aerialsam.errors import InputError
-from aerialsam.io import atomic_path
+from aerialsam.io import atomic_path, record_params
 
 log = logging.getLogger(__name__)
 
@@ -136,17 +135,7 @@ def _check_kinds(kinds: Sequence[str], params: MaskParams) -> list[str]:
 
 def _check_params_file(out_dir: Path, params: MaskParams) -> None:
     """Save the parameters; refuse a folder whose existing masks were made with others."""
-    path = out_dir / PARAMS_FILE
-    wanted = asdict(params)
-    if path.exists():
-        found = json.loads(path.read_text())
-        if found != wanted:
-            raise InputError(out_dir, f"holds masks made with {found}, not {wanted}; "
-                                      "choose another folder")
-        return
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(wanted, indent=1) + "\n")
+    record_params(out_dir, PARAMS_FILE, asdict(params), "masks")
 
 
 def _tile_masks(source: Path, labels: Path, todo: list[tuple[pd.Series, str]], out_dir: Path,
