@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import shutil
 import sys
 from collections.abc import Iterator, Sequence
@@ -75,8 +76,14 @@ def execute_notebook(source: Path, target: Path, profile: str, data_dir: Path) -
     target.parent.mkdir(parents=True, exist_ok=True)
     papermill.execute_notebook(
         str(source), str(target), cwd=str(source.parent), kernel_name="python3",
-        parameters={"profile": profile, "data_dir": str(data_dir.resolve())},
+        parameters={"profile": profile, "data_dir": _relative_to(data_dir, source.parent)},
         progress_bar=False, log_output=False)
+
+
+def _relative_to(path: Path, start: Path) -> str:
+    """``path`` as seen from ``start`` (the notebook's folder), so that the parameters cell
+    the rendered book shows holds no machine-specific absolute path."""
+    return os.path.relpath(path.resolve(), start.resolve())
 
 
 def stage_book(root: Path, out: Path, profile: str, data_dir: Path) -> list[Path]:
