@@ -17,12 +17,11 @@ import argparse
 import itertools
 import json
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import shapely
+from _timing import best_time
 
 from aerialsam import demo, masks, spacenet
 
@@ -49,16 +48,6 @@ def three_masks(polygons: np.ndarray, shape: tuple[int, int], naive: bool) -> li
     else:
         contact = masks.contact_mask(polygons, shape, SPACING, footprint)
     return [footprint, boundary, contact]
-
-
-def best_time(run: Callable[[], object], repeats: int) -> tuple[float, object]:
-    """Best wall time over ``repeats`` runs, and the last result."""
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = run()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def densest_city(root: Path) -> tuple[str, list[tuple[np.ndarray, tuple[int, int]]]]:

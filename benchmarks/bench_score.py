@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import shapely
+from _timing import best_time
 
 from aerialsam import metrics
 
@@ -145,25 +145,15 @@ def loop_score(truth: gpd.GeoDataFrame, props: gpd.GeoDataFrame,
     return pd.DataFrame(rows, columns=["image_id", "tp", "fp", "fn"])
 
 
-def _best_time(run, repeats: int) -> tuple[float, object]:
-    """Shortest wall time of ``repeats`` calls (the machine is shared) and the last result."""
-    best, result = float("inf"), None
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = run()
-        best = min(best, time.perf_counter() - start)
-    return best, result
-
-
 def run_size(n_images: int) -> dict:
     """Time both scorers on one generated case and check they agree."""
     truth, props = make_case(n_images)
     repeats = 3 if n_images <= 2000 else 1
-    fast, result = _best_time(lambda: metrics.score(truth, props), repeats)
+    fast, result = best_time(lambda: metrics.score(truth, props), repeats)
     ours = result.per_image.set_index("image_id")[["tp", "fp", "fn"]].sort_index()
     times = {}
     for name, union_overlay in (("loop", True), ("lean_loop", False)):
-        times[name], plain = _best_time(lambda u=union_overlay: loop_score(truth, props, u),
+        times[name], plain = best_time(lambda u=union_overlay: loop_score(truth, props, u),
                                         repeats)
         theirs = plain.set_index("image_id")[["tp", "fp", "fn"]].sort_index()
         assert ours.equals(theirs.astype(ours.dtypes)), f"TP/FP/FN differ from the {name}"
