@@ -299,23 +299,41 @@ def pixel_size_m(latitude: float, resolution_deg: float = 2.7e-6) -> tuple[float
 
 
 def building_table(root: str | Path) -> pd.DataFrame:
-    """One row per building of every AOI under ``root``, from the summary CSVs.
+    """One row per building of every AOI under ``root``.
 
-    Columns: ``aoi``, ``image_id``, ``area_px`` and ``area_m2`` (with the AOI's latitude).
-    Tiles without buildings give no row; :func:`aoi_summary` counts them.
+    Labels come from each AOI's summary CSV, or from the tiles' GeoJSON files where there is
+    none (a per-tile download). Columns: ``aoi``, ``image_id``, ``area_px`` and ``area_m2``
+    (with the pixel size at the AOI's latitude). Tiles without buildings give no row;
+    :func:`aoi_summary` counts them.
     """
     frames = []
     for aoi_dir in find_aoi_dirs(root):
-        labels = read_summary_csv(summary_csv_path(aoi_dir))
-        geo = read_summary_csv(summary_csv_path(aoi_dir), column="PolygonWKT_Geo")
-        latitude = float(geo.total_bounds[1::2].mean()) if len(geo) else 0.0
-        east_west, north_south = pixel_size_m(latitude)
-        aoi = _AOI_DIR.match(aoi_dir.name).group(1)
-        area = labels.geometry.area.to_numpy()
-        frames.append(pd.DataFrame({"aoi": aoi, "image_id": labels.ImageId.to_numpy(),
-                                    "area_px": area, "area_m2": area * east_west * north_south}))
+        tiles = find_tiles(aoi_dir)
+        if not tiles:
+            continue
+        with open_raster(tiles[0].image_path) as src:
+            east_west, north_south = pixel_size_m((src.bounds.bottom + src.bounds.top) / 2)
+        ids, areas = _pixel_areas(aoi_dir, tiles)
+        frames.append(pd.DataFrame({"aoi": tiles[0].aoi, "image_id": ids, "area_px": areas,
+                                    "area_m2": areas * east_west * north_south}))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
         columns=["aoi", "image_id", "area_px", "area_m2"])
+
+
+def _pixel_areas(aoi_dir: Path, tiles: list[Tile]) -> tuple[np.ndarray, np.ndarray]:
+    """Image id and pixel area of every building of an AOI (summary CSV, else GeoJSONs)."""
+    csv_path = summary_csv_path(aoi_dir)
+    if csv_path.exists():
+        labels = read_summary_csv(csv_path)
+        return labels.ImageId.to_numpy(), labels.geometry.area.to_numpy()
+    ids: list[str] = []
+    areas: list[float] = []
+    for tile in tiles:
+        if tile.geojson_path is not None:
+            frame = read_tile_labels(tile, pixel=True)
+            ids += [tile.image_id] * len(frame)
+            areas += frame.geometry.area.tolist()
+    return np.array(ids, dtype=object), np.array(areas, dtype=float)
 
 
 def aoi_summary(root: str | Path) -> pd.DataFrame:

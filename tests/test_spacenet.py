@@ -123,3 +123,18 @@ def test_point_geometries_are_refused(tmp_path: Path) -> None:
     tile = _write_tile(tmp_path, points)
     with pytest.raises(InputError, match="expected building polygons"):
         spacenet.read_tile_labels(tile)
+
+
+def test_summary_without_csv_reads_geojson(demo_root: Path, tmp_path: Path) -> None:
+    """A per-tile download has GeoJSONs but no summary CSV: the same table comes out."""
+    copy = tmp_path / "AOI_5_Khartoum_Train"
+    shutil.copytree(demo_root / "AOI_5_Khartoum_Train", copy)
+    from_csv = spacenet.building_table(copy)
+    spacenet.summary_csv_path(copy).unlink()
+    from_geojson = spacenet.building_table(copy)
+    assert len(from_geojson) == len(from_csv) > 0
+    assert list(from_geojson.image_id) == list(from_csv.image_id)
+    np.testing.assert_allclose(from_geojson.area_px, from_csv.area_px, rtol=1e-6)
+    summary = spacenet.aoi_summary(copy)
+    assert summary.loc["Khartoum", "empty tiles"] == 1
+    assert 0.23 < spacenet.pixel_size_m(36.2)[0] < 0.25
