@@ -237,8 +237,8 @@ def chip_sources(src: str | Path | list[Source], out_dir: str | Path, size: int 
         log.info("chips: %d written, %d already there; index %s", report.written,
                  report.skipped, out_dir / INDEX_FILE)
     if report.failures:
-        log.warning("%d of %d tiles could not be chipped: %s", len(report.failures),
-                    len(sources), "; ".join(f"{p}: {why}" for p, why in report.failures))
+        log.info("%d of %d tiles could not be chipped: %s", len(report.failures),
+                 len(sources), "; ".join(f"{p}: {why}" for p, why in report.failures))
     return report
 
 

@@ -12,8 +12,11 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
+
+from rasterio.errors import NotGeoreferencedWarning
 
 from aerialsam import __version__, chips, demo, download, masks, masks_batch, metrics
 from aerialsam.errors import AerialSamError
@@ -111,6 +114,8 @@ def _report_failures(command: str, failures: list[tuple[str, str]], tiles: int,
         print(f"aerialsam {command}: error: {source}: {problem}", file=sys.stderr)
     if not failures:
         return 0
+    if len(failures) == tiles:
+        outcome = "failed (logged above); nothing was written"
     print(f"aerialsam {command}: error: {len(failures)} of {tiles} tiles {outcome}",
           file=sys.stderr)
     return 2
@@ -237,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="aerialsam",
         description="Building segmentation in SpaceNet 2 aerial imagery with SAM 2.")
     parser.add_argument("--version", action="version", version=f"aerialsam {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_demo, _add_rasterize, _add_chip, _add_download, _add_masks, _add_score):
         add(commands)
@@ -247,10 +252,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    # Progress messages only with -v: a failing command prints one line.
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     # GDAL's own messages reach Python logging through rasterio; the error line says enough.
     logging.getLogger("rasterio").setLevel(logging.WARNING)
+    warnings.simplefilter("ignore", NotGeoreferencedWarning)
     try:
         return args.handler(args)
     except AerialSamError as exc:

@@ -89,6 +89,8 @@ def make_demo(out_dir: str | Path, tiles_per_aoi: int = 10, seed: int = 0,
         raise InputError("--tiles-per-aoi", f"must be at least 1, got {tiles_per_aoi}")
     names = [spacenet.resolve_aoi(a) for a in (aois or list(spacenet.AOI_NAMES))]
     out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(out_dir, "exists and is not a folder")
     _check_params(out_dir, seed)
     return [_make_aoi(out_dir, aoi, tiles_per_aoi, seed) for aoi in names]
 

@@ -24,14 +24,23 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     The temporary name keeps ``path``'s suffix so that drivers chosen by extension still work.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}",
-                                    dir=path.parent)
+    if path.is_dir():
+        raise InputError(path, "is a folder; give a file name for the output")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}",
+                                        dir=path.parent)
+    except OSError as exc:
+        raise InputError(path, f"cannot write here ({exc.strerror or exc})") from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, path)
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            # Name the output the user asked for, not the hidden temporary file.
+            raise InputError(path, f"cannot write ({exc.strerror or exc})") from None
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -287,18 +287,30 @@ def _geojson_polygons(path: Path, grid: Grid) -> np.ndarray:
 def _csv_polygons(path: Path, image: str | Path | None) -> np.ndarray:
     frame = spacenet.read_summary_csv(path)
     ids = frame.attrs["image_ids"]
-    if len(ids) <= 1:
-        return frame.geometry.values
     wanted = None
     if image is not None:
         try:
             wanted = spacenet.image_id(image)
         except InputError:
             wanted = None
+    if len(ids) <= 1:
+        # One image in the CSV: trust it unless both names are SpaceNet ids that differ.
+        named = {_spacenet_id(i) for i in ids} - {None}
+        if wanted is not None and named and wanted not in named:
+            raise InputError(path, f"labels are for {ids[0]}, not for the image {wanted}")
+        return frame.geometry.values
     if wanted is None or wanted not in ids:
         raise InputError(path, f"holds {len(ids)} images and none matches the image "
                                f"{Path(image).name if image else '?'}")
     return frame.geometry.values[(frame["ImageId"] == wanted).values]
+
+
+def _spacenet_id(name: str) -> str | None:
+    """The SpaceNet image id in ``name``, or None when it holds none."""
+    try:
+        return spacenet.image_id(name)
+    except InputError:
+        return None
 
 
 def _check_overlap(path: Path, geoms: np.ndarray, grid: Grid) -> None:

@@ -115,7 +115,7 @@ def write_chip_masks(chips_dir: str | Path, out_dir: str | Path,
             problem = exc.problem if isinstance(exc, InputError) else str(exc).splitlines()[0]
             where = exc.source if isinstance(exc, InputError) else source
             report.failures.append((str(where), problem))
-            log.error("%s: %s", where, problem)
+            log.info("%s: %s", where, problem)
     _write_mask_index(out_dir, index)
     log.info("masks: %d written, %d already there, %d of %d tiles failed", report.written,
              report.skipped, len(report.failures), report.tiles)

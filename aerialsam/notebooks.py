@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_dir = args.data_dir or Path("data") / args.profile
     try:
         stage_book(args.root, args.out, args.profile, data_dir)
-    except (AerialSamError, papermill.PapermillExecutionError) as exc:
+    except (AerialSamError, papermill.PapermillExecutionError, OSError, yaml.YAMLError) as exc:
         print(f"book: error: {exc}", file=sys.stderr)
         return 1
     return 0

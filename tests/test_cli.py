@@ -41,3 +41,31 @@ def test_console_script_is_installed() -> None:
     exe = Path(sys.executable).with_name("aerialsam")
     result = subprocess.run([str(exe), "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("aerialsam ")
+
+
+def test_rasterize_refuses_labels_of_another_tile(samples_dir: Path, tmp_path: Path,
+                                                   capsys) -> None:
+    truth = (samples_dir / "sn2_truth_csv" / "SN2_sample_truth.csv").read_text().splitlines()
+    one = tmp_path / "one.csv"
+    one.write_text("\n".join([truth[0]] + [r for r in truth if r.startswith(
+        "AOI_2_Vegas_img3457,")]) + "\n")
+    image = samples_dir / "vegas_sn2_rgb" / "RGB-PanSharpen_AOI_2_Vegas_img1010.tif"
+    assert cli.main(["rasterize", str(image), str(one), str(tmp_path / "m.tif")]) == 2
+    err = capsys.readouterr().err
+    assert "labels are for AOI_2_Vegas_img3457, not for the image AOI_2_Vegas_img1010" in err
+    assert not (tmp_path / "m.tif").exists()
+
+
+def test_output_errors_name_the_users_path(samples_dir: Path, tmp_path: Path, capsys) -> None:
+    image = samples_dir / "atlanta_solaris" / "sample_geotiff.tif"
+    labels = samples_dir / "atlanta_solaris" / "sample.csv"
+    folder = tmp_path / "adir"
+    folder.mkdir()
+    assert cli.main(["rasterize", str(image), str(labels), str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"aerialsam rasterize: error: {folder}: is a folder; give a file name "
+                   "for the output"]
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    assert cli.main(["demo", str(afile)]) == 2
+    assert f"{afile}: exists and is not a folder" in capsys.readouterr().err
