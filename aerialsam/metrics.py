@@ -26,7 +26,6 @@ the pairs that remain (about 1.2 per true positive) are most of the cost.
 
 from __future__ import annotations
 
-import csv
 import logging
 import re
 from dataclasses import dataclass, field
@@ -39,7 +38,7 @@ import shapely
 
 from aerialsam.errors import InputError
 from aerialsam.metrics_pixel import pixel_scores
-from aerialsam.spacenet import parse_image_id, read_summary_csv
+from aerialsam.spacenet import first_row, parse_image_id, read_summary_csv
 
 log = logging.getLogger(__name__)
 
@@ -130,19 +129,16 @@ def read_proposals_csv(path: str | Path) -> gpd.GeoDataFrame:
 
 def _first_bad_number(path: Path, column: str) -> tuple[int, str]:
     """Line number (1-based, header = 1) and text of the first non-numeric ``column`` value."""
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            wkt = (row.get("PolygonWKT_Pix") or "").strip().upper()
-            if wkt.endswith("EMPTY"):
-                continue
-            text = (row.get(column) or "").strip()
-            try:
-                if np.isnan(float(text)):
-                    raise ValueError(text)
-            except ValueError:
-                return reader.line_num, text
-    return 0, ""
+    def bad(row: dict[str, str]) -> bool:
+        if (row.get("PolygonWKT_Pix") or "").strip().upper().endswith("EMPTY"):
+            return False
+        try:
+            return bool(np.isnan(float((row.get(column) or "").strip())))
+        except ValueError:
+            return True
+
+    line, row = first_row(path, bad)
+    return line, (row.get(column) or "").strip()
 
 
 def score_csv(truth_path: str | Path, proposals_path: str | Path) -> ScoreResult:
@@ -163,9 +159,7 @@ def _check_image_ids(path: Path, image_ids: list[str]) -> None:
     bad = [i for i in image_ids if not _AOI_IN_ID.search(i)]
     if not bad:
         return
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        line = next((reader.line_num for row in reader if row.get("ImageId") == bad[0]), 0)
+    line, _ = first_row(path, lambda row: row.get("ImageId") == bad[0])
     raise InputError(f"{path}, line {line}",
                      f"ImageId {bad[0]!r} names no SpaceNet image (AOI_<n>_<City>_img<N>)")
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -272,19 +273,31 @@ def read_summary_csv(path: str | Path, column: str = "PolygonWKT_Pix") -> gpd.Ge
     return frame
 
 
-def _first_bad_wkt(path: Path, column: str) -> tuple[int, str]:
-    """Line number (1-based, header = 1) and text of the first WKT that does not parse."""
+def first_row(path: Path, test: Callable[[dict[str, str]], bool]) -> tuple[int, dict[str, str]]:
+    """Line number (1-based, header = 1) and fields of the first CSV row passing ``test``;
+    ``(0, {})`` when none does. Error messages use it to point at the offending line."""
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         for row in reader:
-            text = (row.get(column) or "").strip()
-            if text.upper().endswith("EMPTY"):
-                continue
-            try:
-                shapely.from_wkt(text)
-            except shapely.errors.GEOSException:
-                return reader.line_num, text
-    return 0, ""
+            if test(row):
+                return reader.line_num, row
+    return 0, {}
+
+
+def _first_bad_wkt(path: Path, column: str) -> tuple[int, str]:
+    """Line number and text of the first WKT in ``column`` that does not parse."""
+    def bad(row: dict[str, str]) -> bool:
+        text = (row.get(column) or "").strip()
+        if text.upper().endswith("EMPTY"):
+            return False
+        try:
+            shapely.from_wkt(text)
+        except shapely.errors.GEOSException:
+            return True
+        return False
+
+    line, row = first_row(path, bad)
+    return line, (row.get(column) or "").strip()
 
 
 def pixel_size_m(latitude: float, resolution_deg: float = 2.7e-6) -> tuple[float, float]:

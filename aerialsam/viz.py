@@ -50,6 +50,17 @@ def show_tile(ax: plt.Axes, tile: spacenet.Tile, stretch: Stretch, outlines: boo
     ax.set_axis_off()
 
 
+def plot_band_histograms(ax: plt.Axes, raw: np.ndarray, stretch: Stretch) -> None:
+    """Per-band histograms of 11-bit (bands, rows, cols) pixels with the AOI's stretch bounds
+    (dotted: low, dashed: high)."""
+    for band, colour in enumerate(("red", "green", "blue")):
+        ax.hist(raw[band].ravel(), bins=128, range=(0, 2048), histtype="step", color=colour,
+                label=f"band {stretch.bands[band]}")
+        ax.axvline(stretch.low[band], color=colour, linestyle=":", linewidth=1)
+        ax.axvline(stretch.high[band], color=colour, linestyle="--", linewidth=1)
+    ax.set_xlabel("digital number (11-bit)")
+
+
 def plot_city_tiles(tiles: Sequence[spacenet.Tile], stretches: dict[str, Stretch],
                     per_city: int = 3) -> Figure:
     """A grid with one row per AOI and ``per_city`` tiles each, footprints outlined."""
@@ -83,12 +94,7 @@ def plot_stretch_comparison(tile: spacenet.Tile, stretch: Stretch) -> Figure:
         ax.imshow(image)
         ax.set_title(title, fontsize=10)
         ax.set_axis_off()
-    for band, colour in enumerate(("red", "green", "blue")):
-        axes[3].hist(raw[..., band].ravel(), bins=128, range=(0, 2048), histtype="step",
-                     color=colour, label=f"band {stretch.bands[band]}")
-        axes[3].axvline(stretch.low[band], color=colour, linestyle=":", linewidth=1)
-        axes[3].axvline(stretch.high[band], color=colour, linestyle="--", linewidth=1)
-    axes[3].set_xlabel("digital number (11-bit)")
+    plot_band_histograms(axes[3], np.moveaxis(raw, -1, 0), stretch)
     axes[3].set_title("histograms; dotted/dashed: 2 % / 98 % bounds", fontsize=10)
     axes[3].legend(fontsize=8)
     fig.tight_layout()

@@ -55,16 +55,12 @@ def plot_stretch_histograms(tile: spacenet.Tile, stretch: Stretch) -> Figure:
     axes[0, 0].set_title("before: raw 11-bit values / 2047", fontsize=10)
     axes[1, 0].imshow(np.moveaxis(after, 0, -1))
     axes[1, 0].set_title("after: per-AOI 2-98 % stretch to uint8", fontsize=10)
+    viz.plot_band_histograms(axes[0, 1], raw, stretch)
     for band, colour in enumerate(("red", "green", "blue")):
-        axes[0, 1].hist(raw[band].ravel(), bins=128, range=(0, 2048), histtype="step",
-                        color=colour)
-        axes[0, 1].axvline(stretch.low[band], color=colour, linestyle=":", linewidth=1)
-        axes[0, 1].axvline(stretch.high[band], color=colour, linestyle="--", linewidth=1)
         axes[1, 1].hist(after[band].ravel(), bins=64, range=(0, 256), histtype="step",
                         color=colour)
     axes[0, 1].set_title("raw histogram; dotted / dashed: the AOI's low / high bound",
                          fontsize=10)
-    axes[0, 1].set_xlabel("digital number (11-bit)")
     axes[1, 1].set_title("stretched histogram (clipped tails pile up at 1 and 255)", fontsize=10)
     axes[1, 1].set_xlabel("uint8 value")
     for ax in axes[:, 0]:
