@@ -218,7 +218,7 @@ def chip_sources(src: str | Path | list[Source], out_dir: str | Path, size: int 
     out_dir = Path(out_dir)
     sources = src if isinstance(src, list) else find_sources(src, aoi)
     previous = previous_index(out_dir, size, overlap)
-    stretches = _stretches(sources, out_dir, stretch_path, percentiles, sample_tiles, seed)
+    stretches = resolve_stretches(sources, out_dir, stretch_path, percentiles, sample_tiles, seed)
     report = ChipReport(out_dir, previous, tiles=len(sources))
     rows = []
     for source, result in _run_jobs(sources, out_dir, stretches, size, overlap, workers):
@@ -242,10 +242,15 @@ def chip_sources(src: str | Path | list[Source], out_dir: str | Path, size: int 
     return report
 
 
-def _stretches(sources: list[Source], out_dir: Path, stretch_path: str | Path | None,
-               percentiles: tuple[float, float], sample_tiles: int,
-               seed: int) -> dict[str, Stretch]:
-    """Saved bounds for known AOIs (beside the chips or given), computed for the others."""
+def resolve_stretches(sources: list[Source], out_dir: Path, stretch_path: str | Path | None,
+                      percentiles: tuple[float, float] = (2, 98), sample_tiles: int = 32,
+                      seed: int = 0) -> dict[str, Stretch]:
+    """Per-AOI stretches: saved bounds for known AOIs (``out_dir/stretch.json`` or
+    ``stretch_path``), computed from a sample of the sources for the others.
+
+    Raises:
+        InputError: a missing ``stretch_path``, or one whose bounds differ from the saved ones.
+    """
     saved = load_stretches(out_dir / STRETCH_FILE)
     given = {}
     if stretch_path is not None:

@@ -1,0 +1,90 @@
+"""``aerialsam predict``: SAM 2 (zero-shot or prompted) over GeoTIFFs, tiled and streamed."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from aerialsam.chips import find_sources
+from aerialsam.errors import InputError
+from aerialsam.models.sam2 import VARIANTS, check_image_size, load_sam2
+from aerialsam.predict import AutoSettings, BuildingFilter, sam2_factory
+from aerialsam.predict_run import TileOptions, VectorizeOptions, predict_images
+from aerialsam.prompts import read_prompt_file
+
+MODES = ("auto", "box", "point", "oracle")
+
+
+def add_predict(commands: argparse._SubParsersAction) -> None:
+    """Declare ``aerialsam predict`` and its options."""
+    parser = commands.add_parser(
+        "predict", help="segment buildings in GeoTIFFs with SAM 2",
+        description="Predict building probabilities (GeoTIFF), polygons (GeoPackage) and "
+                    "SpaceNet proposals (CSV) for every image of IMAGE_OR_DIR, chip by chip "
+                    "with overlap, streaming large rasters.")
+    parser.add_argument("model", help="'sam2' (pretrained, or random with --checkpoint random)")
+    parser.add_argument("src", type=Path, metavar="IMAGE_OR_DIR",
+                        help="a GeoTIFF, a folder of them, or SpaceNet 2 AOI folder(s)")
+    parser.add_argument("out_dir", type=Path, help="prediction folder")
+    parser.add_argument("--variant", choices=tuple(VARIANTS), default="tiny",
+                        help="SAM 2.1 size (default tiny)")
+    parser.add_argument("--checkpoint", default=None, metavar="PATH|random",
+                        help="checkpoint file, or 'random' for untrained weights (default: "
+                             "the official file from the cache, downloaded if needed)")
+    parser.add_argument("--mode", choices=MODES, default="auto",
+                        help="auto: automatic masks; box/point: --prompts; oracle: boxes of the "
+                             "ground truth (an upper bound, SpaceNet tiles only)")
+    parser.add_argument("--prompts", type=Path, metavar="FILE",
+                        help="vector file of boxes/polygons (box) or points (point), any CRS")
+    parser.add_argument("--image-size", type=int, default=1024, metavar="N",
+                        help="SAM 2 input side (multiple of 32; default 1024)")
+    parser.add_argument("--size", type=int, default=None, metavar="CHIP",
+                        help="chip side in image pixels (default: the image size)")
+    parser.add_argument("--overlap", type=int, default=64, metavar="PX",
+                        help="pixels shared by neighbouring chips (default 64)")
+    parser.add_argument("--batch-size", type=int, default=4, metavar="B",
+                        help="chips per encoder pass (default 4)")
+    parser.add_argument("--tta", action="store_true", help="average the four flips of each chip")
+    parser.add_argument("--threshold", type=float, default=0.5,
+                        help="probability above which a pixel is building (default 0.5)")
+    parser.add_argument("--stretch", type=Path, metavar="FILE",
+                        help="stretch.json of the chips, for uint16 imagery")
+    parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
+    parser.add_argument("--points-per-side", type=int, default=32, metavar="N",
+                        help="auto mode: point grid per chip side (default 32)")
+    parser.add_argument("--pred-iou-thresh", type=float, default=0.8,
+                        help="auto mode: minimum predicted IoU (default 0.8)")
+    parser.add_argument("--stability-thresh", type=float, default=0.95,
+                        help="auto mode: minimum stability score (default 0.95)")
+    parser.set_defaults(handler=run_predict)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Handle ``aerialsam predict``: print the proposal CSV's path."""
+    image_size = check_image_size(args.image_size)
+    size = args.size or image_size
+    if args.batch_size < 1:
+        raise InputError("--batch-size", f"must be at least 1, got {args.batch_size}")
+    if args.model != "sam2":
+        raise InputError(args.model, "unknown model; use 'sam2' (fine-tuned run folders come "
+                                     "with `aerialsam finetune`)")
+    if args.mode in ("box", "point") and args.prompts is None:
+        raise InputError("--prompts", f"--mode {args.mode} needs a prompt file")
+    prompts = read_prompt_file(args.prompts) if args.mode in ("box", "point") else None
+    sources = find_sources(args.src)
+    model = load_sam2(args.variant, args.checkpoint, args.device, image_size)
+    auto = AutoSettings(points_per_side=args.points_per_side,
+                        pred_iou_thresh=args.pred_iou_thresh,
+                        stability_score_thresh=args.stability_thresh)
+    factory = sam2_factory(model, args.mode, sources, prompts, args.prompts or "prompts",
+                           auto, BuildingFilter())
+    params = {"model": "sam2", "variant": args.variant,
+              "checkpoint": args.checkpoint or "official",
+              "image_size": image_size, "mode": args.mode,
+              "prompts": str(args.prompts) if prompts is not None else None,
+              "auto": auto.__dict__ if args.mode == "auto" else None}
+    report = predict_images(sources, args.out_dir, factory, params,
+                            TileOptions(size, args.overlap, args.batch_size, args.tta),
+                            VectorizeOptions(threshold=args.threshold), args.stretch)
+    print(report.proposals_path)
+    return 0

@@ -1,0 +1,186 @@
+"""Predict a folder of rasters: probability GeoTIFFs, polygons, SpaceNet proposal CSVs.
+
+Output folder::
+
+    OUT_DIR/predict.json              the parameters (a rerun must match them)
+    OUT_DIR/stretch.json              the per-AOI stretch the rasters were read with
+    OUT_DIR/prob/<image_id>.tif       float32 building probability on the image's grid
+    OUT_DIR/polygons/<image_id>.gpkg  georeferenced building polygons (QGIS, GDAL)
+    OUT_DIR/csv/<image_id>.csv        SpaceNet proposals of the image (pixel coordinates)
+    OUT_DIR/proposals.csv             all images of the run, ready for ``aerialsam score``
+
+An image whose three files exist is skipped, so an interrupted run picks up where it
+stopped. Large rasters are vectorized in strips of rows with a margin, so that neither the
+probabilities nor the labels of a whole orthomosaic are held at once.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+import shapely
+from rasterio.windows import Window
+from tqdm.auto import tqdm
+
+from aerialsam.chips import Source, find_sources, resolve_stretches
+from aerialsam.errors import InputError
+from aerialsam.io import atomic_path, open_raster, record_params
+from aerialsam.stretch import STRETCH_FILE, Stretch, load_stretches, save_stretches
+from aerialsam.tiling import ChipModel, predict_raster
+from aerialsam.vectorize import (
+    MIN_AREA,
+    georeference,
+    proposals_frame,
+    vectorize,
+    write_proposals_csv,
+    write_vector,
+)
+
+log = logging.getLogger(__name__)
+
+PARAMS_FILE = "predict.json"
+PROPOSALS_FILE = "proposals.csv"
+STRIP_ROWS = 4096
+"""Rasters taller than this are vectorized in strips of this many rows."""
+STRIP_MARGIN = 256
+"""Rows read above and below each strip, so that buildings across its edges stay whole."""
+
+ChipModelFactory = Callable[[Source, rasterio.DatasetReader], ChipModel]
+"""Makes the chip model of one raster (prompted models need that raster's prompts)."""
+
+
+@dataclass(frozen=True)
+class VectorizeOptions:
+    """How probabilities become polygons (see :func:`aerialsam.vectorize.vectorize`)."""
+
+    threshold: float = 0.5
+    watershed: bool = True
+    simplify: float = 1.0
+    min_area: float = MIN_AREA
+
+
+@dataclass(frozen=True)
+class TileOptions:
+    """The chip grid of tiled inference (see :func:`aerialsam.tiling.predict_raster`)."""
+
+    size: int = 512
+    overlap: int = 64
+    batch_size: int = 4
+    tta: bool = False
+
+
+@dataclass
+class PredictReport:
+    """What a prediction run did: its folder, images, written and skipped counts."""
+
+    out_dir: Path
+    image_ids: list[str] = field(default_factory=list)
+    written: int = 0
+    skipped: int = 0
+
+    @property
+    def proposals_path(self) -> Path:
+        """The run's combined SpaceNet proposal CSV."""
+        return self.out_dir / PROPOSALS_FILE
+
+
+def output_paths(out_dir: Path, image: str) -> dict[str, Path]:
+    """The probability, polygon and CSV files of one image in a prediction folder."""
+    return {"prob": out_dir / "prob" / f"{image}.tif",
+            "polygons": out_dir / "polygons" / f"{image}.gpkg",
+            "csv": out_dir / "csv" / f"{image}.csv"}
+
+
+def vectorize_raster(prob_path: str | Path, options: VectorizeOptions = VectorizeOptions(),
+                     strip_rows: int = STRIP_ROWS, margin: int = STRIP_MARGIN
+                     ) -> gpd.GeoDataFrame:
+    """Polygons (pixel coordinates) of a probability GeoTIFF, strip by strip.
+
+    A polygon belongs to the strip holding its centroid; each strip is read with ``margin``
+    extra rows on both sides, so only buildings taller than the margin can be cut.
+    """
+    with open_raster(prob_path, require_crs=False) as src:
+        parts = []
+        for top in range(0, src.height, strip_rows):
+            start = max(0, top - margin)
+            stop = min(src.height, top + strip_rows + margin)
+            prob = src.read(1, window=Window(0, start, src.width, stop - start))
+            polys = vectorize(prob, options.threshold, watershed=options.watershed,
+                              simplify=options.simplify, min_area=options.min_area)
+            polys["geometry"] = shapely.transform(np.asarray(polys.geometry.array),
+                                                  lambda xy, s=start: xy + [0.0, s])
+            centre = shapely.get_y(shapely.centroid(np.asarray(polys.geometry.array)))
+            parts.append(polys[(centre >= top) & (centre < top + strip_rows)])
+    frame = pd.concat(parts, ignore_index=True)
+    frame["label"] = np.arange(1, len(frame) + 1, dtype=np.int32)
+    return gpd.GeoDataFrame(frame, geometry="geometry")
+
+
+def predict_images(src: str | Path | list[Source], out_dir: str | Path,
+                   make_model: ChipModelFactory, params: dict, tile: TileOptions = TileOptions(),
+                   vector: VectorizeOptions = VectorizeOptions(),
+                   stretch_path: str | Path | None = None) -> PredictReport:
+    """Predict every raster of ``src`` (a GeoTIFF, a folder, SpaceNet AOI folders).
+
+    Args:
+        src: what :func:`aerialsam.chips.find_sources` accepts, or its result.
+        out_dir: the prediction folder (layout in the module docstring).
+        make_model: the chip model of each raster.
+        params: what the model is (name, variant, checkpoint, mode, …), recorded with the
+            grid and vectorizing options in ``predict.json``; a rerun must match.
+        tile: chip grid and batching; vector: polygon options.
+        stretch_path: per-AOI stretch bounds (the chips' ``stretch.json``) for uint16
+            imagery; AOIs without saved bounds get bounds sampled from their rasters.
+
+    Raises:
+        InputError: no rasters, a folder holding other predictions, or a bad raster.
+    """
+    out_dir = Path(out_dir)
+    sources = src if isinstance(src, list) else find_sources(src)
+    record_params(out_dir, PARAMS_FILE, {**params, "tile": tile.__dict__,
+                                         "vectorize": vector.__dict__}, "predictions")
+    stretches = resolve_stretches(sources, out_dir, stretch_path)
+    if stretches != load_stretches(out_dir / STRETCH_FILE):
+        save_stretches(out_dir / STRETCH_FILE, stretches)
+    report = PredictReport(out_dir)
+    for source in tqdm(sources, desc="predicting", unit="image", disable=None):
+        report.image_ids.append(source.image_id)
+        paths = output_paths(out_dir, source.image_id)
+        if all(p.exists() for p in paths.values()):
+            report.skipped += 1
+            continue
+        predict_one(source, paths, make_model, stretches[source.aoi], tile, vector)
+        report.written += 1
+    _combine_csvs(out_dir, report.image_ids)
+    log.info("predictions: %d images written, %d already there; proposals %s",
+             report.written, report.skipped, report.proposals_path)
+    return report
+
+
+def predict_one(source: Source, paths: dict[str, Path], make_model: ChipModelFactory,
+                stretch: Stretch, tile: TileOptions, vector: VectorizeOptions) -> None:
+    """Probabilities, polygons and proposal CSV of one raster (each written atomically)."""
+    with open_raster(source.path) as src:
+        model = make_model(source, src)
+        transform, crs = src.transform, src.crs
+    predict_raster(source.path, model, paths["prob"], tile.size, tile.overlap, tile.batch_size,
+                   stretch=stretch, tta=tile.tta)
+    polygons = vectorize_raster(paths["prob"], vector)
+    write_proposals_csv(proposals_frame({source.image_id: polygons}), paths["csv"])
+    write_vector(georeference(polygons, transform, crs), paths["polygons"])
+
+
+def _combine_csvs(out_dir: Path, image_ids: list[str]) -> None:
+    """Write ``proposals.csv``: the per-image CSVs of ``image_ids``, in order."""
+    tables = [pd.read_csv(output_paths(out_dir, image)["csv"]) for image in image_ids]
+    if not tables:
+        raise InputError(out_dir, "no image was predicted")
+    with atomic_path(out_dir / PROPOSALS_FILE) as tmp:
+        pd.concat(tables, ignore_index=True).to_csv(tmp, index=False)
