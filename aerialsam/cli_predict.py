@@ -7,10 +7,12 @@ from pathlib import Path
 
 from aerialsam.chips import find_sources
 from aerialsam.errors import InputError
-from aerialsam.models.sam2 import VARIANTS, check_image_size, load_sam2
+from aerialsam.models.sam2 import VARIANTS, check_image_size, load_sam2, pick_device
 from aerialsam.predict import AutoSettings, BuildingFilter, sam2_factory
-from aerialsam.predict_run import TileOptions, VectorizeOptions, predict_images
+from aerialsam.predict_run import ChipModelFactory, TileOptions, VectorizeOptions, predict_images
 from aerialsam.prompts import read_prompt_file
+from aerialsam.runs import load_run_model
+from aerialsam.validate import UNetChips
 
 MODES = ("auto", "box", "point", "oracle")
 
@@ -22,7 +24,8 @@ def add_predict(commands: argparse._SubParsersAction) -> None:
         description="Predict building probabilities (GeoTIFF), polygons (GeoPackage) and "
                     "SpaceNet proposals (CSV) for every image of IMAGE_OR_DIR, chip by chip "
                     "with overlap, streaming large rasters.")
-    parser.add_argument("model", help="'sam2' (pretrained, or random with --checkpoint random)")
+    parser.add_argument("model", help="'sam2' (pretrained, or random with --checkpoint random), "
+                                      "or a run folder written by `aerialsam finetune`")
     parser.add_argument("src", type=Path, metavar="IMAGE_OR_DIR",
                         help="a GeoTIFF, a folder of them, or SpaceNet 2 AOI folder(s)")
     parser.add_argument("out_dir", type=Path, help="prediction folder")
@@ -45,8 +48,9 @@ def add_predict(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=int, default=4, metavar="B",
                         help="chips per encoder pass (default 4)")
     parser.add_argument("--tta", action="store_true", help="average the four flips of each chip")
-    parser.add_argument("--threshold", type=float, default=0.5,
-                        help="probability above which a pixel is building (default 0.5)")
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="probability above which a pixel is building (default: the "
+                             "run's validation-tuned threshold, else 0.5)")
     parser.add_argument("--stretch", type=Path, metavar="FILE",
                         help="stretch.json of the chips, for uint16 imagery")
     parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
@@ -61,30 +65,65 @@ def add_predict(commands: argparse._SubParsersAction) -> None:
 
 def run_predict(args: argparse.Namespace) -> int:
     """Handle ``aerialsam predict``: print the proposal CSV's path."""
-    image_size = check_image_size(args.image_size)
-    size = args.size or image_size
     if args.batch_size < 1:
         raise InputError("--batch-size", f"must be at least 1, got {args.batch_size}")
-    if args.model != "sam2":
-        raise InputError(args.model, "unknown model; use 'sam2' (fine-tuned run folders come "
-                                     "with `aerialsam finetune`)")
     if args.mode in ("box", "point") and args.prompts is None:
         raise InputError("--prompts", f"--mode {args.mode} needs a prompt file")
     prompts = read_prompt_file(args.prompts) if args.mode in ("box", "point") else None
     sources = find_sources(args.src)
-    model = load_sam2(args.variant, args.checkpoint, args.device, image_size)
-    auto = AutoSettings(points_per_side=args.points_per_side,
-                        pred_iou_thresh=args.pred_iou_thresh,
-                        stability_score_thresh=args.stability_thresh)
-    factory = sam2_factory(model, args.mode, sources, prompts, args.prompts or "prompts",
-                           auto, BuildingFilter())
-    params = {"model": "sam2", "variant": args.variant,
-              "checkpoint": args.checkpoint or "official",
-              "image_size": image_size, "mode": args.mode,
-              "prompts": str(args.prompts) if prompts is not None else None,
-              "auto": auto.__dict__ if args.mode == "auto" else None}
+    if args.model == "sam2":
+        factory, params, image_size, threshold = _pretrained(args, sources, prompts)
+    elif Path(args.model).is_dir():
+        factory, params, image_size, threshold = _from_run(args, sources, prompts)
+    else:
+        raise InputError(args.model, "unknown model; use 'sam2' or a run folder written by "
+                                     "`aerialsam finetune`")
+    size = args.size or image_size
+    threshold = args.threshold if args.threshold is not None else threshold
     report = predict_images(sources, args.out_dir, factory, params,
                             TileOptions(size, args.overlap, args.batch_size, args.tta),
-                            VectorizeOptions(threshold=args.threshold), args.stretch)
+                            VectorizeOptions(threshold=threshold), args.stretch)
     print(report.proposals_path)
     return 0
+
+
+def _auto(args: argparse.Namespace) -> AutoSettings:
+    return AutoSettings(points_per_side=args.points_per_side,
+                        pred_iou_thresh=args.pred_iou_thresh,
+                        stability_score_thresh=args.stability_thresh)
+
+
+def _pretrained(args: argparse.Namespace, sources: list, prompts: object
+                ) -> tuple[ChipModelFactory, dict, int, float]:
+    """Zero-shot SAM 2: the chip models, the recorded parameters, input size, threshold."""
+    image_size = check_image_size(args.image_size)
+    model = load_sam2(args.variant, args.checkpoint, args.device, image_size)
+    factory = sam2_factory(model, args.mode, sources, prompts, args.prompts or "prompts",
+                           _auto(args), BuildingFilter())
+    params = {"model": "sam2", "variant": args.variant,
+              "checkpoint": args.checkpoint or "official", "image_size": image_size,
+              "mode": args.mode, "prompts": str(args.prompts) if prompts is not None else None,
+              "auto": _auto(args).__dict__ if args.mode == "auto" else None}
+    return factory, params, image_size, 0.5
+
+
+def _from_run(args: argparse.Namespace, sources: list, prompts: object
+              ) -> tuple[ChipModelFactory, dict, int, float]:
+    """A fine-tuned run: U-Net, SAM 2 in ``none`` mode, or prompt-trained SAM 2 (``--mode``)."""
+    model, run = load_run_model(args.model, pick_device(args.device))
+    config = run["config"]
+    if config.model == "unet":
+        chips = UNetChips(model)
+        factory: ChipModelFactory = lambda source, src: chips  # noqa: E731
+        mode = "dense"
+    elif config.prompt == "none":
+        factory = sam2_factory(model, "none", sources)
+        mode = "none"
+    else:
+        factory = sam2_factory(model, args.mode, sources, prompts, args.prompts or "prompts",
+                               _auto(args), BuildingFilter())
+        mode = args.mode
+    image_size = config.image_size if config.model == "sam2" else run.get("chip_size", 512)
+    params = {"model": str(Path(args.model).resolve()), "mode": mode,
+              "step": run.get("step"), "image_size": image_size}
+    return factory, params, image_size, float(run.get("threshold", 0.5))

@@ -192,13 +192,24 @@ class _Sam2ChipModel:
 
 
 class Sam2Semantic(_Sam2ChipModel):
-    """A chip model with no prompt: one dense mask per chip (fine-tuned ``none`` mode)."""
+    """A chip model with no prompt: dense masks per chip (the fine-tuned ``none`` mode).
+
+    Args:
+        model: the SAM 2 model.
+        channel: the decoder output giving building probability (0: footprint; see
+            :func:`~aerialsam.models.sam2_batch.decode_semantic`).
+    """
+
+    def __init__(self, model: SAM2Base, channel: int = 0) -> None:
+        super().__init__(model)
+        self.channel = channel
 
     def __call__(self, chips: np.ndarray, windows: Sequence[Window],
                  flip: Flip = NO_FLIP) -> np.ndarray:
         """Probabilities of each chip (see :class:`~aerialsam.tiling.ChipModel`)."""
         with torch.inference_mode(), autocast(self.device):
             logits, _ = decode_semantic(self.model, self.encode(chips))
+        logits = logits[:, self.channel:self.channel + 1]
         return torch.sigmoid(upscale(logits, *chips.shape[1:3]))[:, 0].cpu().numpy()
 
 

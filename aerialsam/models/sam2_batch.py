@@ -97,11 +97,16 @@ def encode(model: SAM2Base, batch: torch.Tensor) -> Features:
     return Features(image_embed=maps[-1], high_res=maps[:-1])
 
 
-def decode_semantic(model: SAM2Base, features: Features) -> tuple[torch.Tensor, torch.Tensor]:
-    """One mask per chip with no prompt (the dense ``none`` mode of fine-tuned models).
+def decode_semantic(model: SAM2Base, features: Features,
+                    multimask: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dense masks per chip with no prompt (the ``none`` mode of fine-tuned models).
+
+    With ``multimask`` the decoder's three multimask outputs are used as channels:
+    fine-tuning makes channel 0 the footprint and channel 1 the contact between buildings
+    (channel 2 is left free). Without, the single-mask output.
 
     Returns:
-        Low-resolution logits (B, 1, S/4, S/4) and the predicted IoU (B, 1).
+        Low-resolution logits (B, 3 or 1, S/4, S/4) and the predicted IoUs (B, 3 or 1).
     """
     encoder = model.sam_prompt_encoder
     sparse, dense = encoder(points=None, boxes=None, masks=None)
@@ -111,7 +116,7 @@ def decode_semantic(model: SAM2Base, features: Features) -> tuple[torch.Tensor, 
     logits, iou, _, _ = model.sam_mask_decoder(
         image_embeddings=features.image_embed, image_pe=encoder.get_dense_pe(),
         sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense,
-        multimask_output=False, repeat_image=False, high_res_features=features.high_res)
+        multimask_output=multimask, repeat_image=False, high_res_features=features.high_res)
     return logits, iou
 
 
