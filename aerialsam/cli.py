@@ -19,6 +19,7 @@ from pathlib import Path
 from rasterio.errors import NotGeoreferencedWarning
 
 from aerialsam import __version__, chips, demo, download, masks, masks_batch, metrics
+from aerialsam.cli_evaluate import add_evaluate
 from aerialsam.cli_finetune import add_finetune
 from aerialsam.cli_predict import add_predict
 from aerialsam.errors import AerialSamError
@@ -247,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_demo, _add_rasterize, _add_chip, _add_download, _add_masks, _add_score,
-                add_predict, add_finetune):
+                add_predict, add_finetune, add_evaluate):
         add(commands)
     return parser
 

@@ -5,12 +5,17 @@ folder passed as papermill parameters, into a staging copy of the book (``_confi
 ``_toc.yml``, markdown pages and executed notebooks) that Jupyter Book then renders. The
 committed notebooks stay without outputs.
 
+An executed notebook is reused while nothing it depends on changed: its key hashes the
+notebook, the parameters, the package version and the package's source files. A notebook
+that raised gets no key, so the next build runs it again.
+
 Usage: ``python -m aerialsam.notebooks --profile demo --out _build/executed``.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import logging
 import os
 import shutil
@@ -21,12 +26,14 @@ from pathlib import Path
 import papermill
 import yaml
 
+from aerialsam import __version__
 from aerialsam.config import PROFILES
 from aerialsam.errors import AerialSamError, InputError
 
 log = logging.getLogger(__name__)
 
 BOOK_FILES = ("_config.yml", "_toc.yml")
+PACKAGE_DIR = Path(__file__).resolve().parent
 
 
 def _toc_files(node: object) -> Iterator[str]:
@@ -86,8 +93,28 @@ def _relative_to(path: Path, start: Path) -> str:
     return os.path.relpath(path.resolve(), start.resolve())
 
 
-def stage_book(root: Path, out: Path, profile: str, data_dir: Path) -> list[Path]:
+def cache_key(notebook: Path, profile: str, data_dir: Path) -> str:
+    """What an executed notebook depends on: notebook, parameters, package version and code."""
+    digest = hashlib.sha256()
+    digest.update(notebook.read_bytes())
+    digest.update(f"{profile}\0{data_dir.resolve()}\0{__version__}".encode())
+    for source in sorted(PACKAGE_DIR.rglob("*.py")):
+        digest.update(source.relative_to(PACKAGE_DIR).as_posix().encode())
+        digest.update(source.read_bytes())
+    return digest.hexdigest()
+
+
+def _key_path(target: Path) -> Path:
+    return target.with_name(f".{target.name}.key")
+
+
+def stage_book(root: Path, out: Path, profile: str, data_dir: Path,
+               failures: dict[Path, str] | None = None) -> list[Path]:
     """Copy the book into ``out`` with every notebook executed; return the executed notebooks.
+
+    Notebooks whose :func:`cache_key` matches their last successful execution are not rerun.
+    With ``failures``, a notebook that raises is recorded there (target -> error) and the
+    others still run; without it the first error stops the build.
 
     Raises:
         InputError: a page of ``_toc.yml`` is missing.
@@ -104,8 +131,21 @@ def stage_book(root: Path, out: Path, profile: str, data_dir: Path) -> list[Path
             _copy_into(page, root, out)
             continue
         target = out / page.relative_to(root)
-        log.info("executing %s (profile %s)", page.relative_to(root), profile)
-        execute_notebook(page, target, profile, data_dir)
+        key = cache_key(page, profile, data_dir)
+        if target.exists() and _key_path(target).exists() and _key_path(target).read_text() == key:
+            log.info("unchanged, not rerun: %s", page.relative_to(root))
+        else:
+            log.info("executing %s (profile %s)", page.relative_to(root), profile)
+            _key_path(target).unlink(missing_ok=True)
+            try:
+                execute_notebook(page, target, profile, data_dir)
+            except papermill.PapermillExecutionError as exc:
+                if failures is None:
+                    raise
+                failures[target] = f"{exc.ename}: {exc.evalue}"
+                executed.append(target)
+                continue
+            _key_path(target).write_text(key)
         executed.append(target)
     return executed
 

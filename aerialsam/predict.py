@@ -85,19 +85,23 @@ class BuildingFilter:
         min_rectangularity: area over the area of the minimum rotated rectangle; roofs
             are compact (near 1), roads and tree rows are not.
         max_fraction: drop masks covering more than this fraction of the chip (background).
+        max_elongation: long over short side of the minimum rotated rectangle; road
+            segments and field edges are long and thin (rectangular, yet no buildings).
     """
 
     min_area: float = MIN_AREA
     max_area: float = 20_000.0
     min_rectangularity: float = 0.6
     max_fraction: float = 0.25
+    max_elongation: float = 6.0
 
     def keep(self, frame: gpd.GeoDataFrame, chip_area: float) -> np.ndarray:
         """A boolean mask of the candidates in ``frame`` that pass every filter."""
         area = frame["area"].to_numpy()
         return ((area >= self.min_area) & (area <= self.max_area)
                 & (area <= self.max_fraction * chip_area)
-                & (frame["rectangularity"].to_numpy() >= self.min_rectangularity))
+                & (frame["rectangularity"].to_numpy() >= self.min_rectangularity)
+                & (frame["elongation"].to_numpy() <= self.max_elongation))
 
 
 def make_mask_generator(model: SAM2Base, settings: AutoSettings = AutoSettings()
@@ -122,7 +126,8 @@ def building_candidates(masks: Sequence[dict], shape: tuple[int, int],
     Each mask becomes one polygon (its largest part); ``confidence`` is the predicted IoU.
 
     Returns:
-        Columns ``confidence``, ``stability``, ``area``, ``rectangularity``, ``geometry``,
+        Columns ``confidence``, ``stability``, ``area``, ``rectangularity``, ``elongation``,
+        ``geometry``,
         the candidates that pass ``building``, by decreasing confidence.
     """
     rows = []
@@ -137,12 +142,28 @@ def building_candidates(masks: Sequence[dict], shape: tuple[int, int],
                              geometry="geometry")
     geoms = np.asarray(frame.geometry.array)
     frame["area"] = shapely.area(geoms)
-    envelope = shapely.area(shapely.oriented_envelope(geoms))
-    frame["rectangularity"] = np.divide(frame["area"].to_numpy(), envelope,
-                                        out=np.zeros(len(frame)), where=envelope > 0)
+    envelope = shapely.oriented_envelope(geoms)
+    frame["rectangularity"] = _ratio(frame["area"].to_numpy(), shapely.area(envelope))
+    frame["elongation"] = _elongation(envelope)
     kept = frame[building.keep(frame, float(shape[0] * shape[1]))]
     return kept.sort_values("confidence", ascending=False).reset_index(drop=True)[
-        ["confidence", "stability", "area", "rectangularity", "geometry"]]
+        ["confidence", "stability", "area", "rectangularity", "elongation", "geometry"]]
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.zeros(len(num)), where=den > 0)
+
+
+def _elongation(envelopes: np.ndarray) -> np.ndarray:
+    """Long side over short side of each rotated rectangle (inf for a line or a point)."""
+    out = np.full(len(envelopes), np.inf)
+    for i, rect in enumerate(envelopes):
+        corners = shapely.get_coordinates(rect)
+        if len(corners) >= 4:
+            sides = np.hypot(*(corners[1:3] - corners[0:2]).T)
+            if sides.min() > 0:
+                out[i] = sides.max() / sides.min()
+    return out
 
 
 def paint(candidates: gpd.GeoDataFrame, shape: tuple[int, int]) -> np.ndarray:
@@ -196,21 +217,22 @@ class Sam2Semantic(_Sam2ChipModel):
 
     Args:
         model: the SAM 2 model.
-        channel: the decoder output giving building probability (0: footprint; see
+        channels: the decoder outputs to return: ``(0,)`` the footprint, ``(0, 1)`` also
+            the contact between buildings (see
             :func:`~aerialsam.models.sam2_batch.decode_semantic`).
     """
 
-    def __init__(self, model: SAM2Base, channel: int = 0) -> None:
+    def __init__(self, model: SAM2Base, channels: tuple[int, ...] = (0,)) -> None:
         super().__init__(model)
-        self.channel = channel
+        self.channels = list(channels)
 
     def __call__(self, chips: np.ndarray, windows: Sequence[Window],
                  flip: Flip = NO_FLIP) -> np.ndarray:
-        """Probabilities of each chip (see :class:`~aerialsam.tiling.ChipModel`)."""
+        """(B, C, H, W) probabilities (see :class:`~aerialsam.tiling.ChipModel`)."""
         with torch.inference_mode(), autocast(self.device):
             logits, _ = decode_semantic(self.model, self.encode(chips))
-        logits = logits[:, self.channel:self.channel + 1]
-        return torch.sigmoid(upscale(logits, *chips.shape[1:3]))[:, 0].cpu().numpy()
+        logits = logits[:, self.channels]
+        return torch.sigmoid(upscale(logits, *chips.shape[1:3])).cpu().numpy()
 
 
 class Sam2Prompted(_Sam2ChipModel):
@@ -282,7 +304,7 @@ def sam2_factory(model: SAM2Base, mode: str, sources: Sequence[Source],
         chip_model = Sam2Auto(model, auto, building)
         return lambda source, src: chip_model
     if mode == "none":
-        semantic = Sam2Semantic(model)
+        semantic = Sam2Semantic(model, channels=(0, 1))
         return lambda source, src: semantic
     if mode == "oracle":
         return _oracle_factory(model, sources)

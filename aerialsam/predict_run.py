@@ -32,7 +32,13 @@ from tqdm.auto import tqdm
 from aerialsam.chips import Source, find_sources, resolve_stretches
 from aerialsam.errors import InputError
 from aerialsam.io import atomic_path, open_raster, record_params
-from aerialsam.stretch import STRETCH_FILE, Stretch, load_stretches, save_stretches
+from aerialsam.stretch import (
+    STRETCH_FILE,
+    Stretch,
+    load_stretches,
+    save_stretches,
+    source_bands,
+)
 from aerialsam.tiling import ChipModel, predict_raster
 from aerialsam.vectorize import (
     MIN_AREA,
@@ -103,6 +109,8 @@ def vectorize_raster(prob_path: str | Path, options: VectorizeOptions = Vectoriz
                      ) -> gpd.GeoDataFrame:
     """Polygons (pixel coordinates) of a probability GeoTIFF, strip by strip.
 
+    Band 1 is the building probability; a band 2 (contact between buildings, from models
+    trained on it) splits touching buildings, else a watershed does (``options.watershed``).
     A polygon belongs to the strip holding its centroid; each strip is read with ``margin``
     extra rows on both sides, so only buildings taller than the margin can be cut.
     """
@@ -111,8 +119,11 @@ def vectorize_raster(prob_path: str | Path, options: VectorizeOptions = Vectoriz
         for top in range(0, src.height, strip_rows):
             start = max(0, top - margin)
             stop = min(src.height, top + strip_rows + margin)
-            prob = src.read(1, window=Window(0, start, src.width, stop - start))
-            polys = vectorize(prob, options.threshold, watershed=options.watershed,
+            window = Window(0, start, src.width, stop - start)
+            prob = src.read(1, window=window)
+            contact = src.read(2, window=window) if src.count > 1 else None
+            polys = vectorize(prob, options.threshold, contact=contact,
+                              watershed=options.watershed and contact is None,
                               simplify=options.simplify, min_area=options.min_area)
             polys["geometry"] = shapely.transform(np.asarray(polys.geometry.array),
                                                   lambda xy, s=start: xy + [0.0, s])
@@ -144,6 +155,9 @@ def predict_images(src: str | Path | list[Source], out_dir: str | Path,
     """
     out_dir = Path(out_dir)
     sources = src if isinstance(src, list) else find_sources(src)
+    for source in sources:  # refuse unreadable rasters before the folder is claimed
+        with open_raster(source.path) as raster:
+            source_bands(raster.count, source.path)
     record_params(out_dir, PARAMS_FILE, {**params, "tile": tile.__dict__,
                                          "vectorize": vector.__dict__}, "predictions")
     stretches = resolve_stretches(sources, out_dir, stretch_path)

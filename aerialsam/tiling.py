@@ -14,6 +14,7 @@ never to the raster: a 20,000 x 20,000 orthomosaic never sits whole in memory.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -61,7 +62,9 @@ class ChipModel(Protocol):
             flip: how the chips were mirrored; prompted models mirror their prompts alike.
 
         Returns:
-            (B, size, size) float32 probabilities, in the flipped frame.
+            (B, size, size) float32 probabilities, or (B, C, size, size) for models with
+            several outputs (channel 0 the building footprint, 1 the contact between
+            buildings), in the flipped frame.
         """
         ...
 
@@ -124,22 +127,27 @@ def strip_chips(strip: np.ndarray, cols: Sequence[int], size: int) -> np.ndarray
 
 def run_model(model: ChipModel, chips: np.ndarray, windows: Sequence[Window],
               batch_size: int, tta: bool = False) -> np.ndarray:
-    """Probabilities for chips in batches, averaged over the four flips when ``tta``."""
-    out = np.empty(chips.shape[:3], dtype=np.float32)
-    for start in range(0, len(chips), batch_size):
-        part = slice(start, start + batch_size)
-        out[part] = _predict_batch(model, chips[part], windows[part], tta)
-    return out
+    """(B, C, size, size) probabilities for chips in batches, averaged over the four flips
+    when ``tta``."""
+    parts = [_predict_batch(model, chips[start:start + batch_size],
+                            windows[start:start + batch_size], tta)
+             for start in range(0, len(chips), batch_size)]
+    return np.concatenate(parts)
 
 
 def _predict_batch(model: ChipModel, chips: np.ndarray, windows: Sequence[Window],
                    tta: bool) -> np.ndarray:
     if not tta:
-        return np.asarray(model(chips, windows, NO_FLIP), dtype=np.float32)
-    total = np.zeros(chips.shape[:3], dtype=np.float32)
-    for flip in TTA_FLIPS:
-        total += _unflip(model(_flip_chips(chips, flip), windows, flip), flip)
+        return _channels(model(chips, windows, NO_FLIP))
+    total = sum(_unflip(_channels(model(_flip_chips(chips, flip), windows, flip)), flip)
+                for flip in TTA_FLIPS)
     return total / len(TTA_FLIPS)
+
+
+def _channels(probs: np.ndarray) -> np.ndarray:
+    """Model output as (B, C, rows, cols) float32."""
+    probs = np.asarray(probs, dtype=np.float32)
+    return probs[:, None] if probs.ndim == 3 else probs
 
 
 def _flip_chips(chips: np.ndarray, flip: Flip) -> np.ndarray:
@@ -151,40 +159,40 @@ def _flip_chips(chips: np.ndarray, flip: Flip) -> np.ndarray:
 
 
 def _unflip(probs: np.ndarray, flip: Flip) -> np.ndarray:
-    probs = np.asarray(probs, dtype=np.float32)
     if flip[0]:
-        probs = probs[:, :, ::-1]
+        probs = probs[..., ::-1]
     if flip[1]:
-        probs = probs[:, ::-1]
+        probs = probs[..., ::-1, :]
     return probs
 
 
 class _Blender:
     """Weighted sums of the rows not yet written, from row ``base`` on."""
 
-    def __init__(self, width: int, size: int, weights: np.ndarray) -> None:
-        self.total = np.zeros((size + WRITE_ROWS, width), dtype=np.float32)
-        self.weight = np.zeros_like(self.total)
+    def __init__(self, width: int, size: int, weights: np.ndarray, channels: int) -> None:
+        self.total = np.zeros((channels, size + WRITE_ROWS, width), dtype=np.float32)
+        self.weight = np.zeros((size + WRITE_ROWS, width), dtype=np.float32)
         self.weights = weights
         self.base = 0
 
     def add(self, probs: np.ndarray, row: int, cols: Sequence[int], height: int) -> None:
-        """Add one strip's chip probabilities (clipped to the raster's width and height)."""
+        """Add one strip's (n, C, size, size) chip probabilities (clipped to the raster)."""
         top = row - self.base
-        rows = min(probs.shape[1], height - row)
+        rows = min(probs.shape[-2], height - row)
         for prob, col in zip(probs, cols, strict=True):
-            cols_in = min(prob.shape[1], self.total.shape[1] - col)
+            cols_in = min(prob.shape[-1], self.weight.shape[1] - col)
             w = self.weights[:rows, :cols_in]
-            self.total[top:top + rows, col:col + cols_in] += prob[:rows, :cols_in] * w
+            self.total[:, top:top + rows, col:col + cols_in] += prob[:, :rows, :cols_in] * w
             self.weight[top:top + rows, col:col + cols_in] += w
 
     def pop(self, upto: int) -> np.ndarray:
-        """Blended rows ``base .. upto``; the buffer moves on to start at ``upto``."""
+        """Blended rows ``base .. upto`` (C, n, width); the buffer moves on to ``upto``."""
         n = upto - self.base
-        out = self.total[:n] / np.maximum(self.weight[:n], MIN_WEIGHT ** 2)
-        for buf in (self.total, self.weight):
-            buf[:-n] = buf[n:].copy()
-            buf[-n:] = 0
+        out = self.total[:, :n] / np.maximum(self.weight[:n], MIN_WEIGHT ** 2)
+        self.total[:, :-n] = self.total[:, n:].copy()
+        self.total[:, -n:] = 0
+        self.weight[:-n] = self.weight[n:].copy()
+        self.weight[-n:] = 0
         self.base = upto
         return out
 
@@ -205,7 +213,8 @@ def predict_raster(path: str | Path, model: ChipModel, out_path: str | Path, siz
         path: any GeoTIFF (1 band grey, or 3+ bands read as R, G, B; uint8 or wider).
         model: a :class:`ChipModel`.
         out_path: the float32 probability GeoTIFF to write, on the raster's grid (written
-            atomically; pixels the source marks nodata get probability 0).
+            atomically; pixels the source marks nodata get probability 0); one band per
+            model output (band 1 footprint, band 2 contact when the model has it).
         size: chip side in pixels; overlap: pixels shared by neighbouring chips.
         batch_size: chips per model call.
         stretch: the AOI's stretch for non-uint8 rasters (see :func:`raster_stretch`).
@@ -217,33 +226,36 @@ def predict_raster(path: str | Path, model: ChipModel, out_path: str | Path, siz
     check_grid(size, overlap)
     path, out_path = Path(path), Path(out_path)
     weights = blend_weights(size, overlap)
-    with open_raster(path, require_crs=False) as src, atomic_path(out_path) as tmp:
+    with open_raster(path, require_crs=False) as src, atomic_path(out_path) as tmp, \
+            contextlib.ExitStack() as stack:
         stretch = raster_stretch(src, path, stretch)
         cols = chip_offsets(src.width, size, overlap)
-        blender = _Blender(src.width, size, weights)
-        profile = _prob_profile(src)
-        strips = list(_strips(src.height, size, overlap))
-        with rasterio.open(tmp, "w", **profile) as dst:
-            for row, next_row in tqdm(strips, desc=path.name, unit="strip", disable=None):
-                chips = strip_chips(read_strip(src, stretch, row, size), cols, size)
-                windows = [Window(col, row, size, size) for col in cols]
-                blender.add(run_model(model, chips, windows, batch_size, tta), row, cols,
-                            src.height)
-                upto = src.height if next_row == src.height else next_row // WRITE_ROWS * WRITE_ROWS
-                if upto > blender.base:
-                    _write_rows(src, dst, blender.base, blender.pop(upto))
+        blender = dst = None
+        for row, next_row in tqdm(list(_strips(src.height, size, overlap)), desc=path.name,
+                                  unit="strip", disable=None):
+            chips = strip_chips(read_strip(src, stretch, row, size), cols, size)
+            windows = [Window(col, row, size, size) for col in cols]
+            probs = run_model(model, chips, windows, batch_size, tta)
+            if blender is None:  # the first strip tells how many outputs the model has
+                blender = _Blender(src.width, size, weights, probs.shape[1])
+                dst = stack.enter_context(rasterio.open(tmp, "w", **_prob_profile(
+                    src, probs.shape[1])))
+            blender.add(probs, row, cols, src.height)
+            upto = src.height if next_row == src.height else next_row // WRITE_ROWS * WRITE_ROWS
+            if upto > blender.base:
+                _write_rows(src, dst, blender.base, blender.pop(upto))
     return out_path
 
 
-def _prob_profile(src: rasterio.DatasetReader) -> dict:
-    return {"driver": "GTiff", "width": src.width, "height": src.height, "count": 1,
+def _prob_profile(src: rasterio.DatasetReader, channels: int) -> dict:
+    return {"driver": "GTiff", "width": src.width, "height": src.height, "count": channels,
             "dtype": "float32", "crs": src.crs, "transform": src.transform,
             "blockysize": WRITE_ROWS, "compress": "deflate", "predictor": 3, "nodata": None}
 
 
 def _write_rows(src: rasterio.DatasetReader, dst: rasterio.io.DatasetWriter, row: int,
                 prob: np.ndarray) -> None:
-    window = Window(0, row, src.width, prob.shape[0])
+    window = Window(0, row, src.width, prob.shape[1])
     if src.nodata is not None:
         prob = np.where(src.read_masks(1, window=window) > 0, prob, 0.0).astype(np.float32)
-    dst.write(prob, 1, window=window)
+    dst.write(prob, window=window)

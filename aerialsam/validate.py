@@ -53,7 +53,7 @@ class TileScore:
 
 
 class UNetChips:
-    """The U-Net as a :class:`~aerialsam.tiling.ChipModel` (footprint channel)."""
+    """The U-Net as a :class:`~aerialsam.tiling.ChipModel` (footprint and contact channels)."""
 
     def __init__(self, model: nn.Module) -> None:
         self.model = model
@@ -61,11 +61,11 @@ class UNetChips:
 
     def __call__(self, chips: np.ndarray, windows: Sequence[Window],
                  flip: Flip = NO_FLIP) -> np.ndarray:
-        """Footprint probabilities of uint8 chips (B, H, W, 3)."""
+        """(B, 2, H, W) footprint and contact probabilities of uint8 chips (B, H, W, 3)."""
         images = torch.from_numpy(np.ascontiguousarray(chips)).to(self.device)
         images = images.permute(0, 3, 1, 2).float() / 255.0
         with torch.inference_mode():
-            logits = self.model(images)[:, 0]
+            logits = self.model(images)
         return torch.sigmoid(logits.float()).cpu().numpy()
 
 
@@ -75,7 +75,7 @@ def chip_model_for(model: nn.Module, config: TrainConfig, source: Source) -> Chi
     if config.model == "unet":
         return UNetChips(model)
     if config.prompt == "none":
-        return Sam2Semantic(model)
+        return Sam2Semantic(model, channels=(0, 1))
     return Sam2Prompted(model, oracle_prompts(tile_of(source), config.prompt))
 
 
@@ -128,13 +128,14 @@ def tile_f1(model: nn.Module, config: TrainConfig, sources: Sequence[Source],
 
 def _read(path: Path) -> np.ndarray:
     with rasterio.open(path) as src:
-        return src.read(1)
+        return src.read()
 
 
 def _proposals(probs: dict[str, np.ndarray], threshold: float) -> gpd.GeoDataFrame:
     parts = []
     for image, prob in probs.items():
-        polygons = vectorize(prob, threshold, watershed=True)
+        contact = prob[1] if len(prob) > 1 else None
+        polygons = vectorize(prob[0], threshold, contact=contact, watershed=contact is None)
         parts.append(gpd.GeoDataFrame({"ImageId": image, "Confidence": polygons["confidence"]},
                                       geometry=np.asarray(polygons.geometry.array)))
     return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry")

@@ -1,8 +1,14 @@
-"""Every notebook of the book: committed clean, and executed by papermill in the smoke profile."""
+"""The book: notebooks committed clean, executed by papermill in the smoke profile, built.
+
+The smoke book is executed once per session (in ``_toc.yml`` order, sharing one data folder,
+as a reader's session would) and then rendered by Jupyter Book, as ``make book`` does.
+"""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +17,9 @@ from aerialsam import notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = notebooks.toc_notebooks(ROOT)
+PAGES = notebooks.toc_entries(ROOT)
+# Pages where a model or an evaluation is shown: each must show a figure.
+FIGURES_REQUIRED = {p.stem for p in NOTEBOOKS}
 
 
 def test_toc_lists_the_first_notebook() -> None:
@@ -28,21 +37,45 @@ def test_committed_without_outputs_and_parametrised(path: Path) -> None:
     assert "data_dir =" in "".join(tagged[0]["source"])
 
 
-@pytest.fixture(scope="module")
-def smoke_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One data folder shared by the notebooks, as in a reader's session."""
-    return tmp_path_factory.mktemp("smoke-data")
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[Path, str]]:
+    """The book staged with every notebook executed in the smoke profile, and the failures."""
+    out = tmp_path_factory.mktemp("book")
+    failures: dict[Path, str] = {}
+    notebooks.stage_book(ROOT, out, "smoke", tmp_path_factory.mktemp("smoke-data"), failures)
+    return out, failures
+
+
+def _outputs(path: Path) -> list[dict]:
+    return [o for c in json.loads(path.read_text())["cells"] for o in c.get("outputs", [])]
 
 
 @pytest.mark.notebook
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_in_smoke_profile(path: Path, smoke_data: Path, tmp_path: Path) -> None:
-    out = tmp_path / path.name
-    notebooks.execute_notebook(path, out, "smoke", smoke_data)
-    executed = json.loads(out.read_text())
-    errors = [o for c in executed["cells"] for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
-    assert not errors
-    images = [o for c in executed["cells"] for o in c.get("outputs", [])
-              if "image/png" in o.get("data", {})]
-    assert images, "every notebook shows at least one figure"
+def test_notebook_runs_in_smoke_profile(path: Path,
+                                        smoke_book: tuple[Path, dict[Path, str]]) -> None:
+    out, failures = smoke_book
+    executed = out / path.relative_to(ROOT)
+    assert executed not in failures, failures.get(executed)
+    outputs = _outputs(executed)
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    if path.stem in FIGURES_REQUIRED:
+        assert [o for o in outputs if "image/png" in o.get("data", {})], "no figure"
+
+
+@pytest.mark.notebook
+def test_book_builds_with_every_page(smoke_book: tuple[Path, dict[Path, str]],
+                                     tmp_path: Path) -> None:
+    out, failures = smoke_book
+    assert not failures
+    builder = Path(sys.executable).with_name("jupyter-book")
+    done = subprocess.run([str(builder), "build", str(out), "--path-output", str(tmp_path)],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    html = tmp_path / "_build" / "html"
+    for page in PAGES:
+        built = html / page.relative_to(ROOT).with_suffix(".html")
+        assert built.exists(), f"{built} missing"
+        text = built.read_text()
+        assert "Traceback (most recent call last)" not in text
+    assert (html / "index.html").exists()
