@@ -34,13 +34,16 @@ from aerialsam.embedding_cache import EmbeddingCache, checkpoint_identity, model
 from aerialsam.errors import AerialSamError, InputError
 from aerialsam.models.sam2 import pick_device
 from aerialsam.train_config import TrainConfig
-from aerialsam.train_logs import log_row, to_device, trim_metrics, validate
+from aerialsam.train_logs import log_row, mean_scored, to_device, trim_metrics, validate
 from aerialsam.train_tasks import Sam2Task, UNetTask
 
 log = logging.getLogger(__name__)
 
 class TrainingError(AerialSamError):
     """Training cannot go on (a non-finite loss); the last good checkpoint is kept."""
+
+    def __init__(self, run_dir: str | Path, problem: str) -> None:
+        super().__init__(f"{run_dir}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -185,7 +188,7 @@ def _micro_step(ctx: _Context, batch: dict, step: int, sync: bool) -> tuple[floa
                             enabled=ctx.amp_dtype is not None):
             loss, logs = ctx.task(batch)
         if not torch.isfinite(loss):
-            raise TrainingError(ctx.run_dir, f"loss is {float(loss)} at step {step + 1}; "
+            raise TrainingError(ctx.run_dir, f"loss is {float(loss.detach())} at step {step + 1}; "
                                              "training stopped, the last good checkpoint is "
                                              f"{ctx.run_dir / runs.CHECKPOINTS / runs.LAST} "
                                              "(lower the learning rate or use --amp off)")
@@ -282,10 +285,11 @@ def train(config: TrainConfig, data: TrainData, run_dir: str | Path, resume: boo
             ious.append(iou)
         _optimizer_step(ctx)
         step += 1
+        loss, iou = mean_scored(losses, ious)
         log_row(ctx, writer, {"step": step, "epoch": epoch, "split": "train",
-                           "loss": sum(losses) / len(losses), "pixel_iou": sum(ious) / len(ious),
-                           "lr": ctx.scheduler.get_last_lr()[0],
-                           "seconds": time.perf_counter() - started})
+                              "loss": loss, "pixel_iou": iou,
+                              "lr": ctx.scheduler.get_last_lr()[0],
+                              "seconds": time.perf_counter() - started})
         if step % config.checkpoint_every == 0 or step == end:
             _checkpoint(ctx, step)
         if ctx.rank == 0 and step % val_every == 0 and step < config.steps:

@@ -50,7 +50,17 @@ def val_losses(ctx: Any) -> tuple[float, float]:
             losses.append(float(loss))
             ious.append(logs["pixel_iou"])
     ctx.model.train()
-    return sum(losses) / max(1, len(losses)), sum(ious) / max(1, len(ious))
+    return mean_scored(losses, ious)
+
+
+def mean_scored(losses: list[float], ious: list[float]) -> tuple[float, float]:
+    """Mean loss and IoU over the batches that had something to score (prompted batches
+    without a building report a NaN IoU and a zero loss: left out)."""
+    scored = [(loss, iou) for loss, iou in zip(losses, ious, strict=True) if not math.isnan(iou)]
+    if not scored:
+        return float("nan"), float("nan")
+    return (sum(loss for loss, _ in scored) / len(scored),
+            sum(iou for _, iou in scored) / len(scored))
 
 
 def _uncached(task: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
