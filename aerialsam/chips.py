@@ -82,9 +82,9 @@ __all__ = ["CHIP_COLUMNS", "INDEX_FILE", "ChipReport", "Source", "check_grid", "
 
 RASTER_SUFFIXES = (".tif", ".tiff")
 GDAL_CACHE_MB = 64
+"""GDAL's block cache per process; its default (5 % of RAM) would grow with a large raster."""
 STRIP_BYTES = 64 * 2**20
 """Budget of one windowed read; a strip still holds one chip row when that is larger."""
-"""GDAL's block cache per process; its default (5 % of RAM) would grow with a large raster."""
 
 
 @dataclass(frozen=True)

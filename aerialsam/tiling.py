@@ -25,7 +25,7 @@ import rasterio
 from rasterio.windows import Window
 from tqdm.auto import tqdm
 
-from aerialsam.chips import check_grid, chip_offsets
+from aerialsam.chips import GDAL_CACHE_MB, check_grid, chip_offsets
 from aerialsam.errors import InputError
 from aerialsam.io import atomic_path, open_raster
 from aerialsam.stretch import (
@@ -226,8 +226,9 @@ def predict_raster(path: str | Path, model: ChipModel, out_path: str | Path, siz
     check_grid(size, overlap)
     path, out_path = Path(path), Path(out_path)
     weights = blend_weights(size, overlap)
-    with open_raster(path, require_crs=False) as src, atomic_path(out_path) as tmp, \
-            contextlib.ExitStack() as stack:
+    # GDAL's default block cache (5 % of RAM) would fill with the source's decoded tiles
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_raster(path, require_crs=False) as src, \
+            atomic_path(out_path) as tmp, contextlib.ExitStack() as stack:
         stretch = raster_stretch(src, path, stretch)
         cols = chip_offsets(src.width, size, overlap)
         blender = dst = None
