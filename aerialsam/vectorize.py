@@ -126,6 +126,7 @@ def polygonize(labels: np.ndarray, prob: np.ndarray | None = None, simplify: flo
     labels = np.asarray(labels).astype(np.int32)
     if labels.ndim != 2:
         raise ValueError(f"expected a 2-D label image, got shape {labels.shape}")
+    labels = _drop_specks(labels, min_area)
     pieces = [(shape(geom), int(value))
               for geom, value in features.shapes(labels, mask=labels > 0, connectivity=4)]
     if not pieces:
@@ -145,6 +146,19 @@ def polygonize(labels: np.ndarray, prob: np.ndarray | None = None, simplify: flo
     frame["area"] = shapely.area(geoms)
     frame = frame[frame["area"] >= min_area].reset_index(drop=True)
     return frame[["label", "confidence", "area", "geometry"]]
+
+
+def _drop_specks(labels: np.ndarray, min_area: float) -> np.ndarray:
+    """Labels without instances of fewer than ``min_area / 2`` pixels.
+
+    Their polygons could never reach ``min_area`` (a pixel outline's area is its pixel
+    count; simplifying moves it by far less than half), and the speckle of an untrained or
+    uncertain model would otherwise become tens of thousands of polygons to build and drop.
+    """
+    sizes = np.bincount(labels.ravel())
+    specks = sizes < min_area / 2
+    specks[0] = False
+    return np.where(specks[labels], 0, labels) if specks.any() else labels
 
 
 def _empty_polygons() -> gpd.GeoDataFrame:
