@@ -12,6 +12,7 @@ from aerialsam.predict import AutoSettings, BuildingFilter, sam2_factory
 from aerialsam.predict_run import ChipModelFactory, TileOptions, VectorizeOptions, predict_images
 from aerialsam.prompts import read_prompt_file
 from aerialsam.runs import load_run_model
+from aerialsam.stretch import STRETCH_FILE
 from aerialsam.validate import UNetChips
 
 MODES = ("auto", "box", "point", "oracle")
@@ -80,9 +81,12 @@ def run_predict(args: argparse.Namespace) -> int:
                                      "`aerialsam finetune`")
     size = args.size or image_size
     threshold = args.threshold if args.threshold is not None else threshold
+    stretch = args.stretch
+    if stretch is None and args.model != "sam2" and (Path(args.model) / STRETCH_FILE).exists():
+        stretch = Path(args.model) / STRETCH_FILE  # read imagery as the run's chips were
     report = predict_images(sources, args.out_dir, factory, params,
                             TileOptions(size, args.overlap, args.batch_size, args.tta),
-                            VectorizeOptions(threshold=threshold), args.stretch)
+                            VectorizeOptions(threshold=threshold), stretch)
     print(report.proposals_path)
     return 0
 

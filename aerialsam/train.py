@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,7 +33,8 @@ from aerialsam import runs
 from aerialsam.datasets import ChipDataset, collate_sam2, collate_unet
 from aerialsam.embedding_cache import EmbeddingCache, checkpoint_identity, model_key
 from aerialsam.errors import AerialSamError, InputError
-from aerialsam.models.sam2 import pick_device
+from aerialsam.models.sam2 import pick_device, resolve_checkpoint
+from aerialsam.stretch import STRETCH_FILE
 from aerialsam.train_config import TrainConfig
 from aerialsam.train_logs import log_row, mean_scored, to_device, trim_metrics, validate
 from aerialsam.train_tasks import Sam2Task, UNetTask
@@ -150,7 +152,9 @@ def _cache(config: TrainConfig, model: nn.Module, train: ChipDataset, data: Trai
            run_dir: Path) -> EmbeddingCache | None:
     if not config.uses_cache:
         return None
-    weights = checkpoint_identity(config.checkpoint, seed=0)
+    # the file load_sam2 resolved (explicit, or the cached official one): its contents count
+    source = config.checkpoint or resolve_checkpoint(config.variant)
+    weights = checkpoint_identity(source, seed=0)
     folder = run_dir.parent / ".embedding_cache" / model_key(config.variant, config.image_size,
                                                              weights)
     files = {str(c): data.chips / str(p) for c, p in zip(train.chips["chip_id"],
@@ -202,6 +206,15 @@ class _null:
 
     def __exit__(self, *exc: object) -> None:
         return None
+
+
+def _across_ranks(ctx: _Context, *values: float) -> tuple[float, ...]:
+    """Mean of logged numbers over the processes (each saw its share of the batch)."""
+    if ctx.world == 1:
+        return values
+    tensor = torch.tensor(values, dtype=torch.float64, device=ctx.device)
+    dist.all_reduce(tensor)
+    return tuple((tensor / ctx.world).tolist())
 
 
 def _optimizer_step(ctx: _Context) -> None:
@@ -263,11 +276,17 @@ def train(config: TrainConfig, data: TrainData, run_dir: str | Path, resume: boo
     step = 0
     if resume:
         step = _restore(ctx, runs.load_checkpoint(run_dir / runs.CHECKPOINTS / runs.LAST))
+        if step >= config.steps and (run_dir / runs.MODEL_FILE).exists():
+            raise InputError(run_dir, f"finished already ({step} of {config.steps} steps); "
+                                      "nothing to resume")
         log.info("resuming %s at step %d of %d", run_dir.name, step, config.steps)
         if ctx.rank == 0:
             trim_metrics(run_dir, step)
     elif ctx.rank == 0:
         runs.write_run_json(run_dir, config, **_grid(ctx))
+        # predictions with this run read imagery exactly as its training chips were made
+        if (data.chips / STRETCH_FILE).exists():
+            shutil.copy2(data.chips / STRETCH_FILE, run_dir / STRETCH_FILE)
     writer = SummaryWriter(str(run_dir / "tb"), purge_step=step) if ctx.rank == 0 else None
     end = min(config.steps, stop_after) if stop_after is not None else config.steps
     val_every = config.val_every or max(1, len(ctx.train) // (config.batch_size * ctx.world
@@ -276,6 +295,7 @@ def train(config: TrainConfig, data: TrainData, run_dir: str | Path, resume: boo
     ctx.model.train()
     batches = _batches(ctx, step * config.grad_accum)
     started = time.perf_counter()
+    epoch = step * config.grad_accum // max(1, len(ctx.train) // (config.batch_size * ctx.world))
     while step < end:
         losses, ious = [], []
         for micro in range(config.grad_accum):
@@ -285,7 +305,7 @@ def train(config: TrainConfig, data: TrainData, run_dir: str | Path, resume: boo
             ious.append(iou)
         _optimizer_step(ctx)
         step += 1
-        loss, iou = mean_scored(losses, ious)
+        loss, iou = _across_ranks(ctx, *mean_scored(losses, ious))
         log_row(ctx, writer, {"step": step, "epoch": epoch, "split": "train",
                               "loss": loss, "pixel_iou": iou,
                               "lr": ctx.scheduler.get_last_lr()[0],

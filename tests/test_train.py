@@ -1,0 +1,288 @@
+"""The fine-tuning loop on the smoke data: exact resume, NaN stop, embedding cache, LoRA,
+learning-rate schedule, refusals before training.
+
+Runs are tiny (Vegas only, batch 2, 2-4 steps, SAM 2 tiny at 64 px) and most skip the
+tile-level validation (``fake_validate``): ``test_cli_finetune.py`` runs the real one.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from train_fixtures import (
+    assert_same_weights,
+    checkpoint_weights,
+    fake_validate,
+    final_weights,
+    prepared_data,
+    read_metrics,
+    tiny_config,
+)
+
+from aerialsam import embedding_cache, runs, train, train_tasks
+from aerialsam.embedding_cache import EmbeddingCache, checkpoint_identity, model_key
+from aerialsam.errors import InputError
+from aerialsam.models.lora import LoRALinear, add_lora, merge_lora
+from aerialsam.models.sam2 import load_sam2, save_random_checkpoint
+from aerialsam.models.sam2_batch import encode
+
+UNET = {"model": "unet", "steps": 4, "checkpoint_every": 2, "warmup_steps": 1}
+SAM2 = {"model": "sam2", "regime": "decoder", "steps": 4, "checkpoint_every": 4}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory: pytest.TempPathFactory) -> train.TrainData:
+    return prepared_data(tmp_path_factory)[1]
+
+
+@pytest.fixture(autouse=True)
+def no_tile_validation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(train, "validate", fake_validate)
+
+
+@pytest.fixture(scope="module")
+def unet_straight(data: train.TrainData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A U-Net run of 4 steps without interruption."""
+    run_dir = tmp_path_factory.mktemp("unet") / "straight"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(train, "validate", fake_validate)
+        result = train.train(tiny_config(**UNET), data, run_dir)
+    assert result.step == 4
+    return run_dir
+
+
+def train_steps(run_dir: Path) -> list[int]:
+    return [int(r["step"]) for r in read_metrics(run_dir) if r["split"] == "train"]
+
+
+def test_straight_run_layout(unet_straight: Path) -> None:
+    names = sorted(p.name for p in (unet_straight / runs.CHECKPOINTS).iterdir())
+    assert names == ["last.pt", "step_000002.pt", "step_000004.pt"]
+    assert train_steps(unet_straight) == [1, 2, 3, 4]
+    run = runs.read_run(unet_straight)
+    assert run["step"] == 4 and run["threshold"] == 0.5
+    assert run["chip_size"] == 256 and run["overlap"] == 32
+    assert_same_weights(final_weights(unet_straight), checkpoint_weights(unet_straight))
+
+
+def test_logged_lr_follows_warmup_then_cosine(unet_straight: Path) -> None:
+    config = tiny_config(**UNET)
+    rows = [r for r in read_metrics(unet_straight) if r["split"] == "train"]
+    # the logged lr is the one the next step will use (the scheduler has stepped)
+    expected = [config.lr * train.lr_lambda(s, 1, 4) for s in (1, 2, 3, 4)]
+    assert [float(r["lr"]) for r in rows] == pytest.approx(expected)
+    assert float(rows[-1]["lr"]) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_lr_lambda_values() -> None:
+    values = [train.lr_lambda(s, warmup=2, total=6) for s in range(8)]
+    assert values[:2] == [0.5, 1.0]  # linear warm-up, reaching 1 at the last warm-up step
+    # cosine over the remaining 4 steps: 1, cos^2(pi/8), 1/2, sin^2(pi/8), 0, then stays 0
+    assert values[2:] == pytest.approx([1.0, math.cos(math.pi / 8) ** 2, 0.5,
+                                        math.sin(math.pi / 8) ** 2, 0.0, 0.0])
+
+
+def test_unet_resume_is_exact(unet_straight: Path, data: train.TrainData,
+                              tmp_path: Path) -> None:
+    run_dir = tmp_path / "split"
+    first = train.train(tiny_config(**UNET), data, run_dir, stop_after=2)
+    assert first.step == 2 and not (run_dir / runs.MODEL_FILE).exists()
+    assert "threshold" not in runs.read_run(run_dir)
+    second = train.train(tiny_config(**UNET), data, run_dir, resume=True)
+    assert second.step == 4 and second.metrics["threshold"] == 0.5
+    assert_same_weights(final_weights(run_dir), final_weights(unet_straight))
+    assert train_steps(run_dir) == [1, 2, 3, 4]
+    straight = [r["loss"] for r in read_metrics(unet_straight) if r["split"] == "train"]
+    assert [r["loss"] for r in read_metrics(run_dir) if r["split"] == "train"] == straight
+
+
+def nan_at_call(monkeypatch: pytest.MonkeyPatch, call: int) -> None:
+    """Make the ``call``-th training loss (1-based) NaN, keeping its graph."""
+    original = train_tasks.SegmentationLoss.forward
+    calls = {"n": 0}
+
+    def forward(self: train_tasks.SegmentationLoss, logits: torch.Tensor,
+                target: torch.Tensor) -> torch.Tensor:
+        calls["n"] += 1
+        loss = original(self, logits, target)
+        return loss * float("nan") if calls["n"] == call else loss
+
+    monkeypatch.setattr(train_tasks.SegmentationLoss, "forward", forward)
+
+
+def test_nan_loss_stops_keeps_last_good_checkpoint_and_resumes(
+        unet_straight: Path, data: train.TrainData, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = tmp_path / "nan"
+    with monkeypatch.context() as patch:
+        nan_at_call(patch, 4)
+        with pytest.raises(train.TrainingError) as caught:
+            train.train(tiny_config(**UNET), data, run_dir)
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1
+    assert message.startswith(str(run_dir)), message
+    assert "nan" in message and "step 4" in message
+    # step 3 was logged but never checkpointed; the last good checkpoint is step 2's
+    assert train_steps(run_dir) == [1, 2, 3]
+    assert not (run_dir / runs.MODEL_FILE).exists()
+    last = runs.load_checkpoint(run_dir / runs.CHECKPOINTS / runs.LAST)
+    assert last["step"] == 2
+    assert_same_weights(last["model"], checkpoint_weights(unet_straight, "step_000002.pt"))
+    # an interrupted run resumes from there: step 3 is logged once, weights as if unbroken
+    train.train(tiny_config(**UNET), data, run_dir, resume=True)
+    assert train_steps(run_dir) == [1, 2, 3, 4]
+    assert_same_weights(final_weights(run_dir), final_weights(unet_straight))
+
+
+def test_resuming_a_finished_run(unet_straight: Path, data: train.TrainData,
+                                 tmp_path: Path) -> None:
+    run_dir = tmp_path / "finished"
+    shutil.copytree(unet_straight, run_dir)
+    with pytest.raises(InputError, match="finished already") as caught:
+        train.train(tiny_config(**UNET), data, run_dir, resume=True)
+    assert str(caught.value).startswith(str(run_dir))
+    assert_same_weights(final_weights(run_dir), final_weights(unet_straight))
+
+
+@pytest.mark.parametrize(("prompt", "steps"), [("none", 4), ("box", 2)])
+def test_sam2_decoder_resume_with_embedding_cache_is_exact(
+        prompt: str, steps: int, data: train.TrainData, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    encoded: list[int] = []
+    original = embedding_cache.encode
+
+    def counting_encode(model: torch.nn.Module, images: torch.Tensor) -> object:
+        encoded.append(len(images))
+        return original(model, images)
+
+    monkeypatch.setattr(embedding_cache, "encode", counting_encode)
+    config = tiny_config(**{**SAM2, "steps": steps}, prompt=prompt)
+    assert config.uses_cache
+    train.train(config, data, tmp_path / "straight")
+    # 2 chips a step, all different in the first epoch (18 chips): every one a miss
+    assert sum(encoded) == 2 * steps
+    cache_dirs = list((tmp_path / ".embedding_cache").iterdir())
+    assert len(cache_dirs) == 1 and len(list(cache_dirs[0].glob("*.pt"))) == 2 * steps
+    encoded.clear()
+    train.train(config, data, tmp_path / "split", stop_after=steps // 2)
+    train.train(config, data, tmp_path / "split", resume=True)
+    assert sum(encoded) == 0  # the same chips again: every batch from the cache
+    assert_same_weights(final_weights(tmp_path / "split"), final_weights(tmp_path / "straight"))
+    assert train_steps(tmp_path / "split") == list(range(1, steps + 1))
+
+
+def test_refusals_before_training(data: train.TrainData, tmp_path: Path) -> None:
+    config = tiny_config(model="unet", steps=2)
+    with pytest.raises(InputError, match="no run.json"):
+        train.train(config, data, tmp_path / "empty", resume=True)
+    runs.write_run_json(tmp_path / "taken", config)
+    with pytest.raises(InputError, match="holds a run already") as caught:
+        train.train(config, data, tmp_path / "taken")
+    assert str(caught.value).startswith(str(tmp_path / "taken"))
+    with pytest.raises(InputError, match=r"other settings \(lr, steps\)"):
+        train.train(tiny_config(model="unet", steps=3, lr=1e-3), data, tmp_path / "taken",
+                    resume=True)
+    with pytest.raises(InputError, match="nothing to resume"):
+        train.train(config, data, tmp_path / "taken", resume=True)
+
+
+# --- the embedding cache, on its own ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def sam2_64() -> torch.nn.Module:
+    return load_sam2("tiny", "random", "cpu", 64)
+
+
+def test_embedding_cache_misses_then_hits_and_notices_changed_chips(
+        sam2_64: torch.nn.Module, tmp_path: Path) -> None:
+    files = {}
+    for name in ("a", "b"):
+        files[name] = tmp_path / f"{name}.tif"
+        files[name].write_bytes(b"chip " + name.encode())
+    images = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    cache = EmbeddingCache(tmp_path / "cache", sam2_64, files)
+    first = cache.features(["a", "b"], images)
+    assert (cache.hits, cache.misses) == (0, 2)
+    with torch.no_grad():
+        fresh = encode(sam2_64, images)
+    # stored (and returned) in float16
+    assert torch.equal(first.image_embed, fresh.image_embed.half().float())
+    again = cache.features(["b", "a"], images.flip(0))
+    assert (cache.hits, cache.misses) == (2, 2)
+    assert torch.equal(again.image_embed, first.image_embed.flip(0))
+    for level, cached in zip(first.high_res, again.high_res, strict=True):
+        assert torch.equal(cached, level.flip(0))
+    # a rewritten chip (new mtime) is encoded again; the other still hits
+    stat = files["a"].stat()
+    os.utime(files["a"], ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    cache.features(["a", "b"], images)
+    assert (cache.hits, cache.misses) == (3, 3)
+    files["b"].write_bytes(b"another chip b")  # new size
+    cache.features(["a", "b"], images)
+    assert (cache.hits, cache.misses) == (4, 4)
+
+
+def test_checkpoint_identity_and_model_key(tmp_path: Path) -> None:
+    one = save_random_checkpoint("tiny", tmp_path / "one.pt", image_size=64, seed=0)
+    copy, two = tmp_path / "copy.pt", tmp_path / "two.pt"
+    copy.write_bytes(one.read_bytes())
+    content = bytearray(one.read_bytes())
+    content[-100] ^= 1  # another checkpoint: one bit of one weight differs
+    two.write_bytes(bytes(content))
+    assert checkpoint_identity(one) == checkpoint_identity(copy) != checkpoint_identity(two)
+    assert checkpoint_identity("random", seed=0) == "random-0"
+    keys = {model_key("tiny", 64, checkpoint_identity(path)) for path in (one, copy, two)}
+    assert len(keys) == 2
+    assert model_key("tiny", 64, "random-0") != model_key("tiny", 128, "random-0")
+    assert model_key("tiny", 64, "random-0").startswith("tiny_64_")
+
+
+# --- LoRA ----------------------------------------------------------------------------------
+
+def encoder_output(model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return encode(model, images).image_embed
+
+
+def test_lora_starts_at_the_base_model_and_merges_exactly(tmp_path: Path) -> None:
+    images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    model = load_sam2("tiny", "random", "cpu", 64)
+    base = encoder_output(model, images)
+    count = add_lora(model.image_encoder, rank=4, alpha=8.0, seed=0)
+    assert count == sum(isinstance(m, LoRALinear) for m in model.modules()) > 0
+    trainable = [n for n, p in model.image_encoder.named_parameters() if p.requires_grad]
+    assert trainable and all(n.endswith(("lora_a", "lora_b")) for n in trainable)
+    assert torch.equal(encoder_output(model, images), base)  # B = 0: the base model exactly
+    with torch.no_grad():  # as training would: move the adapters away from zero
+        for module in model.modules():
+            if isinstance(module, LoRALinear):
+                module.lora_b.normal_(0, 0.02, generator=torch.Generator().manual_seed(2))
+    adapted = encoder_output(model, images)
+    assert not torch.allclose(adapted, base, atol=1e-3)
+    assert merge_lora(model) == count
+    assert not any(isinstance(m, LoRALinear) for m in model.modules())
+    assert torch.allclose(encoder_output(model, images), adapted, atol=1e-5)
+
+
+def test_lora_run_model_loads_into_plain_sam2(tmp_path: Path) -> None:
+    config = tiny_config(regime="lora", steps=2)
+    model = runs.build_model(config).eval()
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("lora_b"):
+                param.normal_(0, 0.02)
+    images = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    adapted = encoder_output(model, images)
+    run_dir = tmp_path / "lora"
+    runs.write_run_json(run_dir, config, threshold=0.5)
+    runs.save_final_model(run_dir, model, config)
+    assert not any("lora" in key for key in final_weights(run_dir))
+    loaded, run = runs.load_run_model(run_dir)
+    assert run["config"] == config
+    assert not any(isinstance(m, LoRALinear) for m in loaded.modules())
+    assert torch.allclose(encoder_output(loaded, images), adapted, atol=1e-5)
