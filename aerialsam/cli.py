@@ -9,19 +9,18 @@ line on stderr with exit code 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import logging
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from rasterio.errors import NotGeoreferencedWarning
 
 from aerialsam import __version__, chips, demo, download, masks, masks_batch, metrics
-from aerialsam.cli_evaluate import add_evaluate
-from aerialsam.cli_finetune import add_finetune
-from aerialsam.cli_predict import add_predict
+from aerialsam.cli_args import add_evaluate, add_finetune, add_predict
 from aerialsam.errors import AerialSamError
 from aerialsam.io import atomic_path
 
@@ -253,6 +252,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _handler(handler: Callable[[argparse.Namespace], int] | str
+             ) -> Callable[[argparse.Namespace], int]:
+    """A command's handler; ``"module:function"`` names one whose module loads only now."""
+    if callable(handler):
+        return handler
+    module, name = handler.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     args = build_parser().parse_args(argv)
@@ -263,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("rasterio").setLevel(logging.WARNING)
     warnings.simplefilter("ignore", NotGeoreferencedWarning)
     try:
-        return args.handler(args)
+        return _handler(args.handler)(args)
     except AerialSamError as exc:
         print(f"aerialsam {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,7 @@
-"""``aerialsam evaluate``: every model on the held-out tiles of each city, one table."""
+"""``aerialsam evaluate``: every model on the held-out tiles of each city, one table.
+
+Its options are declared in :mod:`aerialsam.cli_args`.
+"""
 
 from __future__ import annotations
 
@@ -8,38 +11,10 @@ from pathlib import Path
 from aerialsam.config import stage_paths
 from aerialsam.errors import InputError
 from aerialsam.evaluate import ZERO_SHOT, ZeroShot, evaluate
-from aerialsam.models.sam2 import RANDOM, VARIANTS, check_image_size
+from aerialsam.models.sam2 import RANDOM, check_image_size
 from aerialsam.predict import AutoSettings
 from aerialsam.runs import read_run
 from aerialsam.stretch import STRETCH_FILE
-
-
-def add_evaluate(commands: argparse._SubParsersAction) -> None:
-    """Declare ``aerialsam evaluate`` and its options."""
-    parser = commands.add_parser(
-        "evaluate", help="score models per city on the held-out tiles",
-        description="Predict the held-out tiles of each city with each model, vectorize with "
-                    "the validation-tuned threshold, score with the SpaceNet 2 metric; write "
-                    "reports/<name>/ and print the summary table. MODEL is a run folder, "
-                    "sam2-auto (zero-shot automatic masks) or sam2-oracle (ground-truth box "
-                    "prompts: an upper bound).")
-    parser.add_argument("models", nargs="+", metavar="RUN_OR_MODEL",
-                        help="run folders, sam2-auto, sam2-oracle")
-    parser.add_argument("--data", type=Path, default=Path("data"), metavar="DIR",
-                        help="data folder holding splits.csv and chips/ (default ./data)")
-    parser.add_argument("--split", default="test", help="split to score (default test)")
-    parser.add_argument("--aoi", default="all", help="comma-separated AOIs, or all")
-    parser.add_argument("--name", default="evaluation", help="report folder name")
-    parser.add_argument("--variant", choices=tuple(VARIANTS), default="tiny",
-                        help="zero-shot SAM 2 variant (default tiny)")
-    parser.add_argument("--checkpoint", metavar="PATH|random",
-                        help="zero-shot SAM 2 weights (default: the official checkpoint)")
-    parser.add_argument("--image-size", type=int, default=None, metavar="N",
-                        help="zero-shot SAM 2 input side (default 1024); runs use their own")
-    parser.add_argument("--points-per-side", type=int, default=32, metavar="N",
-                        help="sam2-auto point grid per chip side (default 32)")
-    parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
-    parser.set_defaults(handler=run_evaluate)
 
 
 def _check_models(models: list[str], image_size: int | None) -> None:

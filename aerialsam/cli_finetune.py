@@ -1,4 +1,7 @@
-"""``aerialsam finetune``: fine-tune SAM 2 or train the U-Net baseline on prepared chips."""
+"""``aerialsam finetune``: fine-tune SAM 2 or train the U-Net baseline on prepared chips.
+
+Its options are declared in :mod:`aerialsam.cli_args`.
+"""
 
 from __future__ import annotations
 
@@ -9,35 +12,9 @@ from typing import Any
 from aerialsam import config as profiles
 from aerialsam.datasets import prepare_training_data
 from aerialsam.errors import InputError
-from aerialsam.models.sam2 import VARIANTS
 from aerialsam.runs import read_run
 from aerialsam.train import TrainData, train
-from aerialsam.train_config import MODELS, PROMPTS, REGIMES, load_config
-
-
-def add_finetune(commands: argparse._SubParsersAction) -> None:
-    """Declare ``aerialsam finetune`` and its options."""
-    parser = commands.add_parser(
-        "finetune", help="fine-tune SAM 2 or train the U-Net baseline",
-        description="Train on the chips, masks and splits under --data (made first, for a "
-                    "profile, when missing); write runs/<name>/ with checkpoints, metrics and "
-                    "the final model.")
-    parser.add_argument("config", nargs="?", default=None, metavar="CONFIG_OR_PROFILE",
-                        help="smoke, demo, full, or a YAML file of training keys")
-    parser.add_argument("--data", type=Path, default=Path("data"), metavar="DIR",
-                        help="data folder holding chips/, masks/, splits.csv (default ./data)")
-    parser.add_argument("--model", choices=MODELS, help="sam2 or unet")
-    parser.add_argument("--regime", choices=REGIMES, help="SAM 2: decoder, full or lora")
-    parser.add_argument("--prompt", choices=PROMPTS, help="SAM 2: none, box or point")
-    parser.add_argument("--variant", choices=tuple(VARIANTS), help="SAM 2.1 size")
-    parser.add_argument("--checkpoint", metavar="PATH|random", help="SAM 2 starting weights")
-    parser.add_argument("--steps", type=int, help="optimiser steps")
-    parser.add_argument("--batch-size", type=int, help="chips per step per process")
-    parser.add_argument("--lr", type=float, help="learning rate")
-    parser.add_argument("--name", help="run name (default: from model, regime, prompt)")
-    parser.add_argument("--resume", type=Path, metavar="RUN_DIR",
-                        help="continue this run from its last checkpoint")
-    parser.set_defaults(handler=run_finetune)
+from aerialsam.train_config import load_config
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,4 +1,7 @@
-"""``aerialsam predict``: SAM 2 (zero-shot or prompted) over GeoTIFFs, tiled and streamed."""
+"""``aerialsam predict``: SAM 2 (zero-shot or prompted) over GeoTIFFs, tiled and streamed.
+
+Its options are declared in :mod:`aerialsam.cli_args`.
+"""
 
 from __future__ import annotations
 
@@ -7,61 +10,13 @@ from pathlib import Path
 
 from aerialsam.chips import find_sources
 from aerialsam.errors import InputError
-from aerialsam.models.sam2 import VARIANTS, check_image_size, load_sam2, pick_device
+from aerialsam.models.sam2 import check_image_size, load_sam2, pick_device
 from aerialsam.predict import AutoSettings, BuildingFilter, sam2_factory
 from aerialsam.predict_run import ChipModelFactory, TileOptions, VectorizeOptions, predict_images
 from aerialsam.prompts import read_prompt_file
 from aerialsam.runs import load_run_model
 from aerialsam.stretch import STRETCH_FILE
 from aerialsam.validate import UNetChips
-
-MODES = ("auto", "box", "point", "oracle")
-
-
-def add_predict(commands: argparse._SubParsersAction) -> None:
-    """Declare ``aerialsam predict`` and its options."""
-    parser = commands.add_parser(
-        "predict", help="segment buildings in GeoTIFFs with SAM 2",
-        description="Predict building probabilities (GeoTIFF), polygons (GeoPackage) and "
-                    "SpaceNet proposals (CSV) for every image of IMAGE_OR_DIR, chip by chip "
-                    "with overlap, streaming large rasters.")
-    parser.add_argument("model", help="'sam2' (pretrained, or random with --checkpoint random), "
-                                      "or a run folder written by `aerialsam finetune`")
-    parser.add_argument("src", type=Path, metavar="IMAGE_OR_DIR",
-                        help="a GeoTIFF, a folder of them, or SpaceNet 2 AOI folder(s)")
-    parser.add_argument("out_dir", type=Path, help="prediction folder")
-    parser.add_argument("--variant", choices=tuple(VARIANTS), default="tiny",
-                        help="SAM 2.1 size (default tiny)")
-    parser.add_argument("--checkpoint", default=None, metavar="PATH|random",
-                        help="checkpoint file, or 'random' for untrained weights (default: "
-                             "the official file from the cache, downloaded if needed)")
-    parser.add_argument("--mode", choices=MODES, default="auto",
-                        help="auto: automatic masks; box/point: --prompts; oracle: boxes of the "
-                             "ground truth (an upper bound, SpaceNet tiles only)")
-    parser.add_argument("--prompts", type=Path, metavar="FILE",
-                        help="vector file of boxes/polygons (box) or points (point), any CRS")
-    parser.add_argument("--image-size", type=int, default=1024, metavar="N",
-                        help="SAM 2 input side (multiple of 32; default 1024)")
-    parser.add_argument("--size", type=int, default=None, metavar="CHIP",
-                        help="chip side in image pixels (default: the image size)")
-    parser.add_argument("--overlap", type=int, default=64, metavar="PX",
-                        help="pixels shared by neighbouring chips (default 64)")
-    parser.add_argument("--batch-size", type=int, default=4, metavar="B",
-                        help="chips per encoder pass (default 4)")
-    parser.add_argument("--tta", action="store_true", help="average the four flips of each chip")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="probability above which a pixel is building (default: the "
-                             "run's validation-tuned threshold, else 0.5)")
-    parser.add_argument("--stretch", type=Path, metavar="FILE",
-                        help="stretch.json of the chips, for uint16 imagery")
-    parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
-    parser.add_argument("--points-per-side", type=int, default=32, metavar="N",
-                        help="auto mode: point grid per chip side (default 32)")
-    parser.add_argument("--pred-iou-thresh", type=float, default=0.8,
-                        help="auto mode: minimum predicted IoU (default 0.8)")
-    parser.add_argument("--stability-thresh", type=float, default=0.95,
-                        help="auto mode: minimum stability score (default 0.95)")
-    parser.set_defaults(handler=run_predict)
 
 
 def run_predict(args: argparse.Namespace) -> int:

@@ -15,7 +15,7 @@ import yaml
 
 from aerialsam.config import Profile, load_profile
 from aerialsam.errors import InputError
-from aerialsam.models.sam2 import VARIANTS, check_image_size
+from aerialsam.models.variants import VARIANT_NAMES, check_image_size
 
 MODELS = ("sam2", "unet")
 REGIMES = ("decoder", "full", "lora")
@@ -93,7 +93,7 @@ class TrainConfig:
         _check_choice("regime", self.regime, REGIMES)
         _check_choice("prompt", self.prompt, PROMPTS)
         _check_choice("amp", self.amp, AMP_MODES)
-        _check_choice("variant", self.variant, tuple(VARIANTS))
+        _check_choice("variant", self.variant, VARIANT_NAMES)
         check_image_size(self.image_size)
         for key in ("steps", "batch_size", "grad_accum", "checkpoint_every", "max_prompts"):
             if getattr(self, key) < 1:

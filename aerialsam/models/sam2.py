@@ -32,6 +32,7 @@ from tqdm.auto import tqdm
 
 from aerialsam.errors import InputError
 from aerialsam.io import atomic_path
+from aerialsam.models.variants import RANDOM, check_image_size
 
 log = logging.getLogger(__name__)
 
@@ -39,11 +40,8 @@ DEFAULT_BASE_URL = "https://dl.fbaipublicfiles.com/segment_anything_2/092824"
 URL_ENV = "AERIALSAM_SAM2_URL"
 CACHE_ENV = "AERIALSAM_CACHE"
 DEFAULT_CACHE = Path("~/.cache/aerialsam")
-RANDOM = "random"
 BACKBONE_STRIDES = (4, 8, 16)
 """Strides of the three backbone feature maps the mask decoder uses (high-res to embedding)."""
-SIZE_MULTIPLE = 32
-"""The Hiera trunk downsamples by 32 overall, so the input side must be a multiple of it."""
 _CHUNK = 1 << 20
 # Keys SAM 2.1 added to SAM 2.0: a 2.0 checkpoint lacks exactly these.
 _SAM21_ONLY_KEYS = frozenset({"no_obj_embed_spatial", "obj_ptr_tpos_proj.weight",
@@ -100,18 +98,6 @@ def get_variant(name: str) -> Variant:
         raise InputError("--variant", f"unknown SAM 2 variant {name!r}; "
                                       f"choose one of {', '.join(VARIANTS)}")
     return VARIANTS[name]
-
-
-def check_image_size(image_size: int) -> int:
-    """Return ``image_size`` if SAM 2 can run at it (a positive multiple of 32).
-
-    Raises:
-        InputError: any other value.
-    """
-    if image_size < SIZE_MULTIPLE or image_size % SIZE_MULTIPLE:
-        raise InputError("--image-size", f"must be a positive multiple of {SIZE_MULTIPLE} "
-                                         f"(e.g. 256, 512, 1024), got {image_size}")
-    return image_size
 
 
 def cache_dir() -> Path:
