@@ -2,50 +2,39 @@
 
 Notebooks 07, 08 and 09 each need the profile's SAM 2 and U-Net runs, and each must also run
 alone on an empty data folder. :func:`ensure_run` trains a run when its folder has no final
-model, resumes one that was interrupted, and otherwise just returns it.
+model, resumes one that was interrupted, and otherwise just returns it (see
+:func:`aerialsam.train_book.train_or_load`).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
 from pathlib import Path
 from typing import Any
 
 from aerialsam.config import Profile, load_profile, stage_paths
 from aerialsam.datasets import prepare_training_data
-from aerialsam.runs import CHECKPOINTS, LAST, MODEL_FILE, RUN_FILE
-from aerialsam.train import TrainData, train
-from aerialsam.train_config import TrainConfig, from_profile
+from aerialsam.train import TrainData
+from aerialsam.train_book import train_or_load
+from aerialsam.train_config import from_profile
 
 log = logging.getLogger(__name__)
 
 
-def book_config(profile: str | Profile, model: str = "sam2", **overrides: Any) -> TrainConfig:
-    """The training configuration of the book's ``model`` run in ``profile``.
-
-    The profile's ``extra["train"]`` (e.g. a shorter demo schedule) applies to both models.
-    """
-    return from_profile(profile, model=model, **overrides)
-
-
 def ensure_run(profile: str | Profile, data_dir: str | Path, model: str = "sam2",
                **overrides: Any) -> Path:
-    """The run folder of the book's ``model`` run: trained (or resumed) only if unfinished.
+    """The run folder of a ``model`` run of ``profile``: trained, resumed or reused.
 
-    Returns:
-        ``data_dir/runs/<run name>`` holding ``model.pt`` and ``run.json``.
+    Args:
+        profile: the run profile (its size, steps, batch and seed).
+        data_dir: the data folder; the run goes to ``data_dir/runs/<run name>``.
+        model: ``sam2`` or ``unet``.
+        **overrides: :class:`~aerialsam.train_config.TrainConfig` keys (``name``, ``aois``, …).
+
+    Raises:
+        InputError: the folder holds a run with other settings.
     """
     profile = load_profile(profile)
-    config = book_config(profile, model, **overrides)
-    run_dir = stage_paths(data_dir).runs / config.run_name
-    if (run_dir / MODEL_FILE).exists():
-        log.info("reusing the finished run %s", run_dir)
-        return run_dir
+    config = from_profile(profile, model=model, **overrides)
     data = TrainData(*prepare_training_data(profile, data_dir))
-    resume = (run_dir / CHECKPOINTS / LAST).exists()
-    if (run_dir / RUN_FILE).exists() and not resume:
-        log.warning("%s stopped before its first checkpoint: starting it again", run_dir)
-        shutil.rmtree(run_dir)
-    train(config, data, run_dir, resume=resume)
-    return run_dir
+    return train_or_load(config, data, stage_paths(data_dir).runs).run_dir

@@ -36,7 +36,7 @@ from aerialsam.errors import AerialSamError, InputError
 from aerialsam.models.sam2 import pick_device, resolve_checkpoint
 from aerialsam.stretch import STRETCH_FILE
 from aerialsam.train_config import TrainConfig
-from aerialsam.train_logs import log_row, mean_scored, to_device, trim_metrics, validate
+from aerialsam.train_logs import log_row, summarize, to_device, trim_metrics, validate
 from aerialsam.train_tasks import Sam2Task, UNetTask
 
 log = logging.getLogger(__name__)
@@ -177,12 +177,14 @@ def _batches(ctx: _Context, start: int) -> Iterator[tuple[int, dict]]:
         order = list(sampler)
         chunks = [order[i * ctx.config.batch_size:(i + 1) * ctx.config.batch_size]
                   for i in range(offset, per_epoch)]
-        for batch in DataLoader(ctx.train, batch_sampler=chunks, collate_fn=ctx.collate):
+        for batch in DataLoader(ctx.train, batch_sampler=chunks, collate_fn=ctx.collate,
+                                num_workers=ctx.config.workers):
             yield epoch, batch
         epoch, offset = epoch + 1, 0
 
 
-def _micro_step(ctx: _Context, batch: dict, step: int, sync: bool) -> tuple[float, float]:
+def _micro_step(ctx: _Context, batch: dict, step: int,
+                sync: bool) -> tuple[float, dict[str, float]]:
     batch = to_device(batch, ctx.device)
     batch["step_seed"] = ctx.config.seed * 1_000_003 + step * 101 + ctx.rank
     sync_context = (ctx.task.no_sync() if isinstance(ctx.task, DistributedDataParallel)
@@ -197,7 +199,7 @@ def _micro_step(ctx: _Context, batch: dict, step: int, sync: bool) -> tuple[floa
                                              f"{ctx.run_dir / runs.CHECKPOINTS / runs.LAST} "
                                              "(lower the learning rate or use --amp off)")
         ctx.scaler.scale(loss / ctx.config.grad_accum).backward()
-    return loss.detach().item(), logs["pixel_iou"]
+    return loss.detach().item(), logs
 
 
 class _null:
@@ -297,15 +299,16 @@ def train(config: TrainConfig, data: TrainData, run_dir: str | Path, resume: boo
     started = time.perf_counter()
     epoch = step * config.grad_accum // max(1, len(ctx.train) // (config.batch_size * ctx.world))
     while step < end:
-        losses, ious = [], []
+        losses, logs = [], []
         for micro in range(config.grad_accum):
             epoch, batch = next(batches)
-            loss, iou = _micro_step(ctx, batch, step, sync=micro == config.grad_accum - 1)
+            loss, batch_logs = _micro_step(ctx, batch, step,
+                                           sync=micro == config.grad_accum - 1)
             losses.append(loss)
-            ious.append(iou)
+            logs.append(batch_logs)
         _optimizer_step(ctx)
         step += 1
-        loss, iou = _across_ranks(ctx, *mean_scored(losses, ious))
+        loss, iou = _across_ranks(ctx, *summarize(losses, logs))
         log_row(ctx, writer, {"step": step, "epoch": epoch, "split": "train",
                               "loss": loss, "pixel_iou": iou,
                               "lr": ctx.scheduler.get_last_lr()[0],

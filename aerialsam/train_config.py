@@ -54,6 +54,8 @@ class TrainConfig:
         embedding_cache: ``decoder`` regime: compute each chip's encoder features once.
         seed: seeds weights' init, data order, augmentations and prompt sampling.
         device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        workers: processes reading and augmenting chips (0: in the training process;
+            on a GPU machine a few keep the GPU fed).
     """
 
     name: str = ""
@@ -86,6 +88,7 @@ class TrainConfig:
     embedding_cache: bool = True
     seed: int = 0
     device: str = "auto"
+    workers: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

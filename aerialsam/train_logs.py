@@ -35,28 +35,38 @@ METRIC_COLUMNS = ("step", "epoch", "split", "loss", "pixel_iou", "f1", "threshol
 
 
 def val_losses(ctx: Any) -> tuple[float, float]:
-    """Mean loss and pixel IoU over the validation chips (no augmentation, no gradients)."""
+    """Loss and pixel IoU over the validation chips (no augmentation, no gradients)."""
     ctx.model.eval()
     task = ctx.task.module if isinstance(ctx.task, DistributedDataParallel) else ctx.task
-    losses, ious = [], []
-    loader = DataLoader(ctx.val, batch_size=ctx.config.batch_size, collate_fn=ctx.collate)
+    losses, logs = [], []
+    loader = DataLoader(ctx.val, batch_size=ctx.config.batch_size, collate_fn=ctx.collate,
+                        num_workers=ctx.config.workers)
     with torch.no_grad():
         for i, batch in enumerate(loader):
             batch = to_device(batch, ctx.device)
             batch["step_seed"] = ctx.config.seed + i
             with torch.autocast(ctx.device.type, dtype=ctx.amp_dtype,
                                 enabled=ctx.amp_dtype is not None):
-                loss, logs = _uncached(task, batch)
+                loss, batch_logs = _uncached(task, batch)
             losses.append(float(loss))
-            ious.append(logs["pixel_iou"])
+            logs.append(batch_logs)
     ctx.model.train()
-    return mean_scored(losses, ious)
+    return summarize(losses, logs)
 
 
-def mean_scored(losses: list[float], ious: list[float]) -> tuple[float, float]:
-    """Mean loss and IoU over the batches that had something to score (prompted batches
-    without a building report a NaN IoU and a zero loss: left out)."""
-    scored = [(loss, iou) for loss, iou in zip(losses, ious, strict=True) if not math.isnan(iou)]
+def summarize(losses: list[float], logs: list[dict[str, float]]) -> tuple[float, float]:
+    """Mean loss and pixel IoU of several batches.
+
+    Dense outputs report pixel counts: the IoU is that of all the batches' pixels together.
+    Prompted batches report a mean IoU over their prompts and, without any building, a NaN
+    IoU and a zero loss: those are left out.
+    """
+    if logs and all("inter" in entry for entry in logs):
+        union = sum(entry["union"] for entry in logs)
+        iou = sum(entry["inter"] for entry in logs) / union if union else float("nan")
+        return sum(losses) / len(losses), iou
+    scored = [(loss, entry["pixel_iou"]) for loss, entry in zip(losses, logs, strict=True)
+              if not math.isnan(entry["pixel_iou"])]
     if not scored:
         return float("nan"), float("nan")
     return (sum(loss for loss, _ in scored) / len(scored),

@@ -55,6 +55,17 @@ def mask_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
+def overlap_counts(logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """Footprint pixels predicted and true, summed over the batch: ``inter``, ``union`` and
+    their ratio ``pixel_iou`` (NaN when both are empty). Sums let a whole validation set be
+    scored as one mask, so empty chips do not count as perfect."""
+    pred = logits[:, :1].detach() > 0
+    truth = target[:, :1] > 0.5
+    inter, union = float((pred & truth).sum()), float((pred | truth).sum())
+    return {"pixel_iou": inter / union if union else float("nan"), "inter": inter,
+            "union": union}
+
+
 def dense_targets(batch: dict, names: tuple[str, ...]) -> torch.Tensor:
     """The batch's target masks stacked as channels (N, len(names), H, W)."""
     return torch.cat([batch[name] for name in names], dim=1)
@@ -69,12 +80,12 @@ class UNetTask(nn.Module):
         self.loss = SegmentationLoss(config.focal_weight)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss and ``{"pixel_iou": …}`` of a batch from ``collate_unet``."""
+        """Loss and :func:`overlap_counts` of a batch from ``collate_unet``."""
         logits = self.model(batch["image"])
         names = DENSE_TARGETS[:logits.shape[1]]
         target = dense_targets(batch, names)
         loss = self.loss(logits, target).mean()
-        return loss, {"pixel_iou": float(mask_iou(logits[:, :1], target[:, :1]).mean())}
+        return loss, overlap_counts(logits, target)
 
 
 class Sam2Task(nn.Module):
@@ -117,7 +128,7 @@ class Sam2Task(nn.Module):
         loss = self.loss(logits, target).mean()
         actual = mask_iou(logits[:, :1], target[:, :1])
         loss = loss + self.config.iou_loss_weight * F.mse_loss(iou_pred[:, :1].float(), actual)
-        return loss, {"pixel_iou": float(actual.mean())}
+        return loss, overlap_counts(logits, target)
 
     def _prompt_step(self, feats: Features, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         generator = torch.Generator().manual_seed(int(batch["step_seed"]))
