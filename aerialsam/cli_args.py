@@ -111,5 +111,7 @@ def add_evaluate(commands: argparse._SubParsersAction) -> None:
                         help="zero-shot SAM 2 input side (default 1024); runs use their own")
     parser.add_argument("--points-per-side", type=int, default=32, metavar="N",
                         help="sam2-auto point grid per chip side (default 32)")
+    parser.add_argument("--overlap", type=int, default=None, metavar="PX",
+                        help="chip overlap (default: a run's training grid, else 1/8 chip)")
     parser.add_argument("--device", default="auto", help="auto, cuda, mps or cpu")
     parser.set_defaults(handler="aerialsam.cli_evaluate:run_evaluate")

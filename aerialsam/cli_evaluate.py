@@ -42,7 +42,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print("note: zero-shot SAM 2 with random weights: its scores mean nothing")
     stretch = paths.chips / STRETCH_FILE
     summary = evaluate(args.models, paths.splits, paths.reports / args.name, args.split, aois,
-                       zero_shot, stretch if stretch.exists() else None)
+                       zero_shot, stretch if stretch.exists() else None, args.overlap)
     print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(paths.reports / args.name / "summary.csv")
     return 0

@@ -31,7 +31,7 @@ from aerialsam.config import AOIS
 from aerialsam.errors import InputError
 from aerialsam.io import atomic_path
 from aerialsam.metrics import ScoreResult, read_proposals_csv, score
-from aerialsam.models.sam2 import load_sam2
+from aerialsam.models.sam2 import load_sam2, pick_device
 from aerialsam.predict import AutoSettings, BuildingFilter, sam2_factory
 from aerialsam.predict_run import ChipModelFactory, TileOptions, VectorizeOptions, predict_images
 from aerialsam.runs import load_run_model
@@ -109,8 +109,8 @@ def model_label(model: str) -> str:
 
 
 def _factory(model: str, sources: list[Source], zero_shot: ZeroShot
-             ) -> tuple[ChipModelFactory, dict, int, int | None, float]:
-    """Chip models, recorded parameters, input size, chip size and threshold of a model."""
+             ) -> tuple[ChipModelFactory, dict, int, int | None, float, int | None]:
+    """Chip models, recorded parameters, input size, chip size, threshold and overlap."""
     if model in ZERO_SHOT:
         sam = load_sam2(zero_shot.variant, zero_shot.checkpoint, zero_shot.device,
                         zero_shot.image_size)
@@ -119,8 +119,8 @@ def _factory(model: str, sources: list[Source], zero_shot: ZeroShot
         params = {"model": "sam2", "mode": mode, "variant": zero_shot.variant,
                   "checkpoint": zero_shot.checkpoint or "official",
                   "image_size": zero_shot.image_size}
-        return factory, params, zero_shot.image_size, None, 0.5
-    net, run = load_run_model(model, zero_shot.device if zero_shot.device != "auto" else "cpu")
+        return factory, params, zero_shot.image_size, None, 0.5, None
+    net, run = load_run_model(model, pick_device(zero_shot.device))
     config = run["config"]
     if config.model == "unet":
         chips = UNetChips(net)
@@ -132,16 +132,22 @@ def _factory(model: str, sources: list[Source], zero_shot: ZeroShot
     params = {"model": str(Path(model).resolve()), "step": run.get("step"),
               "mode": "oracle" if config.model == "sam2" and config.prompt != "none" else "dense"}
     size = config.image_size if config.model == "sam2" else run.get("chip_size", 512)
-    return factory, params, size, run.get("chip_size"), float(run.get("threshold", 0.5))
+    return (factory, params, size, run.get("chip_size"), float(run.get("threshold", 0.5)),
+            run.get("overlap"))
 
 
 def evaluate_model(model: str, sources: list[Source], out_dir: Path, zero_shot: ZeroShot,
-                   overlap: int = 64, batch_size: int = 4,
+                   overlap: int | None = None, batch_size: int = 4,
                    stretch_path: str | Path | None = None) -> ModelScore:
-    """Predict, vectorize and score one model on ``sources``; write its report files."""
+    """Predict, vectorize and score one model on ``sources``; write its report files.
+
+    ``overlap`` defaults to the run's training grid, else an eighth of the chip.
+    """
     label = model_label(model)
-    factory, params, image_size, chip_size, threshold = _factory(model, sources, zero_shot)
+    factory, params, image_size, chip_size, threshold, run_overlap = _factory(model, sources,
+                                                                              zero_shot)
     size = chip_size or image_size
+    overlap = overlap if overlap is not None else run_overlap or size // 8
     folder = out_dir / label
     started = time.perf_counter()
     report = predict_images(sources, folder / "predictions", factory, params,
@@ -159,7 +165,7 @@ def evaluate_model(model: str, sources: list[Source], out_dir: Path, zero_shot: 
 def evaluate(models: Sequence[str], splits_path: str | Path, out_dir: str | Path,
              split: str = "test", aois: Sequence[str] | None = None,
              zero_shot: ZeroShot = ZeroShot(), stretch_path: str | Path | None = None,
-             overlap: int = 64, batch_size: int = 4) -> pd.DataFrame:
+             overlap: int | None = None, batch_size: int = 4) -> pd.DataFrame:
     """Evaluate each model on the held-out tiles of each city; write the summary table.
 
     Returns:

@@ -15,6 +15,7 @@ Usage: ``python -m aerialsam.notebooks --profile demo --out _build/executed``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import logging
 import os
@@ -81,10 +82,26 @@ def execute_notebook(source: Path, target: Path, profile: str, data_dir: Path) -
         papermill.PapermillExecutionError: a cell raised; the partial notebook is written.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    papermill.execute_notebook(
-        str(source), str(target), cwd=str(source.parent), kernel_name="python3",
-        parameters={"profile": profile, "data_dir": _relative_to(data_dir, source.parent)},
-        progress_bar=False, log_output=False)
+    with _environment(TQDM_DISABLE="1"):  # progress bars would clutter the rendered pages
+        papermill.execute_notebook(
+            str(source), str(target), cwd=str(source.parent), kernel_name="python3",
+            parameters={"profile": profile, "data_dir": _relative_to(data_dir, source.parent)},
+            progress_bar=False, log_output=False)
+
+
+@contextlib.contextmanager
+def _environment(**values: str) -> Iterator[None]:
+    """Environment variables set for the kernels started inside, then restored."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def _relative_to(path: Path, start: Path) -> str:
