@@ -130,13 +130,24 @@ def assign_splits(tiles: pd.DataFrame, fractions: Sequence[float] = DEFAULT_FRAC
         targets = np.array(split_counts(len(group), fractions))
         assigned = np.zeros(3, dtype=int)
         sizes = group.groupby("block", sort=True).size()
-        for block in rng.permutation(sizes.index.to_numpy()):
-            choice = int(np.argmax(targets - assigned))
+        order = rng.permutation(sizes.index.to_numpy())
+        for left, block in zip(range(len(order), 0, -1), order, strict=True):
+            choice = _next_split(targets, assigned, left)
             assigned[choice] += sizes[block]
             tiles.loc[group.index[group["block"] == block], "split"] = SPLITS[choice]
         log.info("splits %s: %s tiles in %d groups", aoi,
                  dict(zip(SPLITS, assigned.tolist(), strict=True)), len(sizes))
     return tiles
+
+
+def _next_split(targets: np.ndarray, assigned: np.ndarray, groups_left: int) -> int:
+    """The split the next group goes to: the one furthest below its target, except that
+    splits still empty take the last groups, so every split gets one when there are enough
+    groups (with big blocks the greedy choice would leave the test split empty)."""
+    empty = [i for i in np.argsort(-targets, kind="stable") if targets[i] > 0 and not assigned[i]]
+    if empty and groups_left <= len(empty):
+        return int(empty[0])
+    return int(np.argmax(targets - assigned))
 
 
 def make_splits(index: pd.DataFrame, out_path: str | Path,

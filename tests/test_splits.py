@@ -94,3 +94,14 @@ def test_read_splits_rejects_unknown_split(tmp_path: Path) -> None:
     path.write_text("aoi,image_id,source,split,block\nA,A_img1,x.tif,holdout,A_img1\n")
     with pytest.raises(InputError, match="holdout"):
         splits.read_splits(path)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_every_split_gets_a_block_when_there_are_enough(seed: int) -> None:
+    # the demo profile: 10 tiles per AOI in 2 x 2 blocks make 4 blocks (one of 4 tiles):
+    # filling the biggest deficit first would leave the test split without any block
+    tiles = splits.tiles_from_index(chip_index({"AOI_2_Vegas": 10, "AOI_3_Paris": 10}))
+    table = splits.assign_splits(tiles, seed=seed, block_tiles=2)
+    for _, group in table.groupby("aoi"):
+        assert group["block"].nunique() == 4
+        assert set(group["split"]) == {"train", "val", "test"}
