@@ -43,7 +43,7 @@ POINTS_PER_SIDE = {"smoke": 4, "demo": 8}
 """Automatic-mask point grid per profile; other profiles keep SAM 2's default (32)."""
 AUTO_TILES_PER_AOI = {"smoke": 1, "demo": 2, "full": 25}
 """Tiles per city the automatic generator runs on (it is the slow mode)."""
-ORACLE_TILES_PER_AOI = {"smoke": 1}
+ORACLE_TILES_PER_AOI = {"smoke": 1, "demo": 3}
 """Tiles per city for the oracle; profiles not listed use all their tiles."""
 COUNT_ONLY_PROFILE_VARIANT = ("smoke",)
 """Profiles whose variant table counts the parameters of their own variant only: building
