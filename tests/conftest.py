@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aerialsam import demo
+from aerialsam import demo, spacenet
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "data" / "spacenet_samples"
@@ -25,3 +25,11 @@ def demo_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("demo")
     demo.make_demo(root, tiles_per_aoi=3, seed=0)
     return root
+
+
+@pytest.fixture(scope="session")
+def tile(tmp_path_factory: pytest.TempPathFactory) -> spacenet.Tile:
+    """The first synthetic Vegas tile: 650 x 650 uint16, EPSG:4326, with buildings."""
+    root = tmp_path_factory.mktemp("demo-tile")
+    demo.make_demo(root, tiles_per_aoi=1, aois=["vegas"])
+    return spacenet.find_tiles(root)[0]

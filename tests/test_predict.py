@@ -17,7 +17,7 @@ import shapely
 from rasterio.windows import Window
 from sam2.modeling.sam2_base import SAM2Base
 
-from aerialsam import demo, spacenet
+from aerialsam import spacenet
 from aerialsam.chips import find_sources
 from aerialsam.errors import InputError
 from aerialsam.models.sam2 import load_sam2, make_predictor
@@ -43,14 +43,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script:FutureWarning
 def tiny() -> SAM2Base:
     """A random SAM 2.1 tiny at 256 px on the CPU."""
     return load_sam2("tiny", "random", device="cpu", image_size=SIZE)
-
-
-@pytest.fixture(scope="module")
-def tile(tmp_path_factory: pytest.TempPathFactory) -> spacenet.Tile:
-    """The first demo Vegas tile (650 x 650 uint16, with buildings)."""
-    root = tmp_path_factory.mktemp("demo-predict")
-    demo.make_demo(root, tiles_per_aoi=1, aois=["vegas"])
-    return spacenet.find_tiles(root)[0]
 
 
 @pytest.fixture(scope="module")

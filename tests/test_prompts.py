@@ -12,7 +12,7 @@ import rasterio
 import shapely
 from rasterio.windows import Window
 
-from aerialsam import demo, spacenet
+from aerialsam import spacenet
 from aerialsam.errors import InputError
 from aerialsam.prompts import (
     MIN_BOX_SIDE,
@@ -22,14 +22,6 @@ from aerialsam.prompts import (
     read_prompt_file,
     require_prompts,
 )
-
-
-@pytest.fixture(scope="module")
-def tile(tmp_path_factory: pytest.TempPathFactory) -> spacenet.Tile:
-    """The first demo Vegas tile (650 x 650, EPSG:4326, with buildings)."""
-    root = tmp_path_factory.mktemp("demo-prompts")
-    demo.make_demo(root, tiles_per_aoi=1, aois=["vegas"])
-    return spacenet.find_tiles(root)[0]
 
 
 @pytest.fixture(scope="module")
