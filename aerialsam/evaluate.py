@@ -37,7 +37,7 @@ from aerialsam.predict_run import ChipModelFactory, TileOptions, VectorizeOption
 from aerialsam.runs import load_run_model
 from aerialsam.spacenet import resolve_aoi
 from aerialsam.splits import SPLITS, read_splits
-from aerialsam.validate import UNetChips, truth_of
+from aerialsam.validate import chip_model_for, truth_of
 
 log = logging.getLogger(__name__)
 
@@ -122,13 +122,8 @@ def _factory(model: str, sources: list[Source], zero_shot: ZeroShot
         return factory, params, zero_shot.image_size, None, 0.5, None
     net, run = load_run_model(model, pick_device(zero_shot.device))
     config = run["config"]
-    if config.model == "unet":
-        chips = UNetChips(net)
-        factory = lambda source, src: chips  # noqa: E731
-    elif config.prompt == "none":
-        factory = sam2_factory(net, "none", sources)
-    else:
-        factory = sam2_factory(net, "oracle", sources)
+    # the same chip model that validated the run (oracle prompts for prompt-trained SAM 2)
+    factory: ChipModelFactory = lambda source, src: chip_model_for(net, config, source)  # noqa: E731
     params = {"model": str(Path(model).resolve()), "step": run.get("step"),
               "mode": "oracle" if config.model == "sam2" and config.prompt != "none" else "dense"}
     size = config.image_size if config.model == "sam2" else run.get("chip_size", 512)
