@@ -34,6 +34,7 @@ from aerialsam.metrics import ScoreResult, read_proposals_csv, score
 from aerialsam.models.sam2 import load_sam2, pick_device
 from aerialsam.predict import AutoSettings, BuildingFilter, sam2_factory
 from aerialsam.predict_run import ChipModelFactory, TileOptions, VectorizeOptions, predict_images
+from aerialsam.prompts import ORACLE_WARNING
 from aerialsam.runs import load_run_model
 from aerialsam.spacenet import resolve_aoi
 from aerialsam.splits import SPLITS, read_splits
@@ -126,6 +127,8 @@ def _factory(model: str, sources: list[Source], zero_shot: ZeroShot
     factory: ChipModelFactory = lambda source, src: chip_model_for(net, config, source)  # noqa: E731
     params = {"model": str(Path(model).resolve()), "step": run.get("step"),
               "mode": "oracle" if config.model == "sam2" and config.prompt != "none" else "dense"}
+    if params["mode"] == "oracle":
+        log.warning(ORACLE_WARNING, len(sources))
     size = config.image_size if config.model == "sam2" else run.get("chip_size", 512)
     return (factory, params, size, run.get("chip_size"), float(run.get("threshold", 0.5)),
             run.get("overlap"))

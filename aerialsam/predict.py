@@ -45,7 +45,14 @@ from aerialsam.models.sam2_batch import (
     upscale,
 )
 from aerialsam.predict_run import ChipModelFactory
-from aerialsam.prompts import PROMPT_KINDS, Prompts, oracle_prompts, raster_prompts, require_prompts
+from aerialsam.prompts import (
+    ORACLE_WARNING,
+    PROMPT_KINDS,
+    Prompts,
+    oracle_prompts,
+    raster_prompts,
+    require_prompts,
+)
 from aerialsam.spacenet import find_tiles
 from aerialsam.tiling import NO_FLIP, Flip
 from aerialsam.vectorize import MIN_AREA, polygonize
@@ -338,4 +345,5 @@ def _oracle_factory(model: SAM2Base, sources: Sequence[Source]) -> ChipModelFact
     if missing:
         raise InputError(missing[0], "--mode oracle needs SpaceNet 2 tiles with building "
                                      "GeoJSON labels (prompts come from the ground truth)")
+    log.warning(ORACLE_WARNING, len(sources))
     return lambda source, src: Sam2Prompted(model, oracle_prompts(tiles[source.path]))

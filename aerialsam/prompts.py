@@ -157,14 +157,20 @@ def require_prompts(prompts: Prompts, total: int, source: str | Path, image: str
     return prompts
 
 
+ORACLE_WARNING = ("oracle prompts come from the ground truth: the scores of %d image(s) are "
+                  "an upper bound for box prompting, not a result")
+"""What a prediction with oracle prompts logs once (``%d``: its number of images)."""
+
+
 def oracle_prompts(tile: Tile, kind: str = "box") -> Prompts:
     """Prompts from a tile's ground-truth buildings: an UPPER BOUND, not a result.
 
     Returns:
         The prompts in the tile's pixel coordinates (empty for a tile without buildings).
     """
-    log.warning("oracle prompts for %s come from the ground truth: its scores are an upper "
-                "bound for box prompting, not a result", tile.image_id)
+    # the run that asks for oracle prompts warns once (ORACLE_WARNING); a line per tile would
+    # bury the rest of the log
+    log.info("oracle prompts for %s come from the ground truth", tile.image_id)
     labels = read_tile_labels(tile, pixel=True)
     if labels.empty:
         return Prompts(kind, np.zeros((0, 4 if kind == "box" else 2)))

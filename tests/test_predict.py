@@ -234,7 +234,8 @@ def test_factory_refusals(tmp_path: Path, tile: spacenet.Tile, tiny: SAM2Base) -
         sam2_factory(tiny, "oracle", find_sources(plain))
 
 
-def test_factory_gives_each_raster_its_prompts(tile: spacenet.Tile, tiny: SAM2Base) -> None:
+def test_factory_gives_each_raster_its_prompts(tile: spacenet.Tile, tiny: SAM2Base,
+                                               caplog: pytest.LogCaptureFixture) -> None:
     sources = find_sources(tile.image_path)
     labels = spacenet.read_geojson(tile.geojson_path)
     factory = sam2_factory(tiny, "box", sources, labels.to_crs("EPSG:3857"))
@@ -242,5 +243,11 @@ def test_factory_gives_each_raster_its_prompts(tile: spacenet.Tile, tiny: SAM2Ba
         model = factory(sources[0], src)
     assert isinstance(model, Sam2Prompted)
     np.testing.assert_allclose(model.prompts.xy, oracle_prompts(tile).xy, atol=1e-3)
-    oracle = sam2_factory(tiny, "oracle", sources)(sources[0], None)
+    with caplog.at_level("WARNING"):
+        oracle_factory = sam2_factory(tiny, "oracle", sources)
+        oracle = oracle_factory(sources[0], None)
+        oracle_factory(sources[0], None)
     np.testing.assert_allclose(oracle.prompts.xy, oracle_prompts(tile).xy, atol=1e-6)
+    # one upper-bound warning for the run, not one per image
+    assert [r.levelname for r in caplog.records].count("WARNING") == 1
+    assert "upper bound" in caplog.text
