@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from matplotlib.figure import Figure
+from pandas.io.formats.style import Styler
 
 from aerialsam import spacenet
 from aerialsam.book_runs import ensure_run
@@ -59,8 +60,10 @@ AUTO_POINTS_PER_SIDE = {"smoke": 2}
 held-out tile of every city goes through the generator here, its slowest mode."""
 SIZE_BINS = (20.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, np.inf)
 """Building area bins in px² (a SpaceNet 2 pixel is about 0.3 m x 0.25 m: 100 px² ≈ 7.5 m²)."""
-SCORED_HERE = "held-out tiles here"
-SCORED_2017 = "the competition's own test set (2017)"
+SCORED_HERE = "tiles here"
+"""The ``scored on`` value of this run's rows, after the split's name (``test tiles here``)."""
+SCORED_2017 = "2017 test set"
+"""The ``scored on`` value of the 2017 rows: the competition's own test set."""
 
 
 def eval_split(cfg: Profile) -> str:
@@ -122,11 +125,23 @@ def headline_table(summary: pd.DataFrame, names: Mapping[str, str],
     table["precision"] = rows["precision"]
     table["recall"] = rows["recall"]
     table["images/s"] = rows["images_per_s"]
-    table["scored on"] = f"{SCORED_HERE} ({split})"
+    table["scored on"] = f"{split} {SCORED_HERE}"
     reference = COMPETITION.rename(columns={"Las Vegas": CITY["AOI_2_Vegas"]})
     reference = reference.reindex(columns=table.columns).assign(**{"scored on": SCORED_2017})
     reference.index = [f"2017: {name}" for name in reference.index]
     return pd.concat([table, reference]).rename_axis("model").round(3)
+
+
+def show_headline(table: pd.DataFrame) -> Styler:
+    """The headline table as the book shows it: three decimals, a dash where nothing was
+    published or scored, and a caption saying which rows were scored where."""
+    numbers = table.columns.drop("scored on")
+    return (table.style.format("{:.3f}", subset=numbers, na_rep="—")
+            .set_caption("SpaceNet F1 (IoU > 0.5) per city, overall = mean of the cities. "
+                         "2017 rows: the competition's winners, scored by the SpaceNet team on "
+                         "its own test set (no precision, recall or speed published); "
+                         "other rows: this run, on its held-out tiles.")
+            .set_table_attributes('class="dataframe"'))
 
 
 def plot_headline(table: pd.DataFrame) -> Figure:

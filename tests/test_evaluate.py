@@ -116,8 +116,10 @@ def test_headline_table_adds_the_2017_rows(unet_run: Path,
                                                                    0.688]
     assert table.loc["2017: nofto (3rd)", "overall"] == 0.579
     assert table.loc["2017: wleite (2nd)", "scored on"] == viz_evaluate.SCORED_2017
-    assert table.loc["U-Net (unet_tiny)", "scored on"] == "held-out tiles here (val)"
+    assert table.loc["U-Net (unet_tiny)", "scored on"] == "val tiles here"
     assert np.isnan(table.loc["U-Net (unet_tiny)", "Las Vegas"])  # not evaluated there
+    html = viz_evaluate.show_headline(table).to_html()
+    assert "nan" not in html.lower() and "—" in html and "0.885" in html
     assert viz_evaluate.best_honest(summary) == "unet_tiny"
 
 
