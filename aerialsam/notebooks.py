@@ -15,6 +15,7 @@ Usage: ``python -m aerialsam.notebooks --profile demo --out _build/executed``.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
 import hashlib
 import logging
@@ -24,6 +25,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import nbformat
 import papermill
 import yaml
 
@@ -82,11 +84,37 @@ def execute_notebook(source: Path, target: Path, profile: str, data_dir: Path) -
         papermill.PapermillExecutionError: a cell raised; the partial notebook is written.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
+    parameters = {"profile": profile, "data_dir": _relative_to(data_dir, source.parent)}
     with _environment(TQDM_DISABLE="1"):  # progress bars would clutter the rendered pages
         papermill.execute_notebook(
             str(source), str(target), cwd=str(source.parent), kernel_name="python3",
-            parameters={"profile": profile, "data_dir": _relative_to(data_dir, source.parent)},
-            progress_bar=False, log_output=False)
+            parameters=parameters, progress_bar=False, log_output=False)
+    hide_default_parameters(target, parameters)
+
+
+def hide_default_parameters(notebook: Path, parameters: dict[str, object]) -> bool:
+    """Tag papermill's injected-parameters cell ``remove-cell`` when it only repeats the
+    notebook's own defaults, so the rendered page shows one parameters cell, not two; return
+    whether it was hidden. Other values stay visible: the page must say what it ran with."""
+    book = nbformat.read(notebook, as_version=4)
+    cells = {tag: cell for cell in book.cells for tag in cell.metadata.get("tags", [])}
+    injected, defaults = cells.get("injected-parameters"), cells.get("parameters")
+    if injected is None or defaults is None or _assignments(defaults.source) != parameters:
+        return False
+    injected.metadata["tags"] = [*injected.metadata["tags"], "remove-cell"]
+    nbformat.write(book, notebook)
+    return True
+
+
+def _assignments(source: str) -> dict[str, object]:
+    """The ``name = literal`` lines of a parameters cell."""
+    values = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 \
+                and isinstance(node.targets[0], ast.Name):
+            with contextlib.suppress(ValueError):
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+    return values
 
 
 @contextlib.contextmanager

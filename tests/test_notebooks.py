@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from aerialsam import notebooks
@@ -35,6 +36,28 @@ def test_committed_without_outputs_and_parametrised(path: Path) -> None:
     assert len(tagged) == 1
     assert "profile =" in "".join(tagged[0]["source"])
     assert "data_dir =" in "".join(tagged[0]["source"])
+
+
+def _parametrised(path: Path, injected: str) -> Path:
+    """A notebook as papermill leaves it: defaults, then the injected parameters."""
+    book = nbformat.v4.new_notebook()
+    book.cells = [nbformat.v4.new_code_cell('profile = "demo"\ndata_dir = "../data/demo"',
+                                            metadata={"tags": ["parameters"]}),
+                  nbformat.v4.new_code_cell(injected, metadata={"tags": ["injected-parameters"]}),
+                  nbformat.v4.new_code_cell("print(profile)")]
+    nbformat.write(book, path)
+    return path
+
+
+@pytest.mark.parametrize(("profile", "hidden"), [("demo", True), ("smoke", False)])
+def test_injected_parameters_hidden_only_when_they_repeat_the_defaults(
+        tmp_path: Path, profile: str, hidden: bool) -> None:
+    path = _parametrised(tmp_path / "nb.ipynb",
+                         f'# Parameters\nprofile = "{profile}"\ndata_dir = "../data/demo"\n')
+    parameters = {"profile": profile, "data_dir": "../data/demo"}
+    assert notebooks.hide_default_parameters(path, parameters) is hidden
+    tags = nbformat.read(path, as_version=4).cells[1].metadata["tags"]
+    assert ("remove-cell" in tags) is hidden
 
 
 @pytest.fixture(scope="session")
