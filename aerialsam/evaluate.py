@@ -9,6 +9,7 @@ Output ``reports/<name>/``::
 
     summary.csv / summary.json    one row per model: F1 per city, overall (mean of cities),
                                   precision, recall, tiles, seconds, images per second
+                                  (seconds: each tile's prediction, timed when it was made)
     <model>/per_image.csv         SpaceNet counts and F1 per tile
     <model>/per_aoi.json          ``aerialsam score --json`` shape
     <model>/predictions/          probability GeoTIFFs, GeoPackages, proposals.csv
@@ -18,8 +19,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -147,11 +148,15 @@ def evaluate_model(model: str, sources: list[Source], out_dir: Path, zero_shot: 
     size = chip_size or image_size
     overlap = overlap if overlap is not None else run_overlap or size // 8
     folder = out_dir / label
-    started = time.perf_counter()
     report = predict_images(sources, folder / "predictions", factory, params,
                             TileOptions(size, min(overlap, size // 2), batch_size),
                             VectorizeOptions(threshold=threshold), stretch_path)
-    seconds = time.perf_counter() - started
+    # the times recorded when each tile was predicted: a rerun that reuses the predictions
+    # would otherwise report the speed of skipping them
+    seconds = report.total_seconds
+    if math.isnan(seconds):
+        log.warning("%s: some predictions in %s have no recorded time; speed unknown (delete "
+                    "the folder to predict and time them again)", label, report.out_dir)
     result = score(truth_of(sources), read_proposals_csv(report.proposals_path))
     with atomic_path(folder / "per_image.csv") as tmp:
         result.per_image.to_csv(tmp, index=False)

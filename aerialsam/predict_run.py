@@ -8,15 +8,20 @@ Output folder::
     OUT_DIR/polygons/<image_id>.gpkg  georeferenced building polygons (QGIS, GDAL)
     OUT_DIR/csv/<image_id>.csv        SpaceNet proposals of the image (pixel coordinates)
     OUT_DIR/proposals.csv             all images of the run, ready for ``aerialsam score``
+    OUT_DIR/seconds.json              how long each image took (read, infer, stitch, vectorize)
 
 An image whose three files exist is skipped, so an interrupted run picks up where it
-stopped. Large rasters are vectorized in strips of rows with a margin, so that neither the
-probabilities nor the labels of a whole orthomosaic are held at once.
+stopped; its time is read from ``seconds.json``, so the run's speed stays the speed of the
+prediction, not of the skipping. Large rasters are vectorized in strips of rows with a
+margin, so that neither the probabilities nor the labels of a whole orthomosaic are held at
+once.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +58,7 @@ log = logging.getLogger(__name__)
 
 PARAMS_FILE = "predict.json"
 PROPOSALS_FILE = "proposals.csv"
+TIMES_FILE = "seconds.json"
 STRIP_ROWS = 4096
 """Rasters taller than this are vectorized in strips of this many rows."""
 STRIP_MARGIN = 256
@@ -84,12 +90,22 @@ class TileOptions:
 
 @dataclass
 class PredictReport:
-    """What a prediction run did: its folder, images, written and skipped counts."""
+    """What a prediction run did: its folder, images, written and skipped counts, and the
+    seconds each image took when it was predicted (this run or the one that wrote it)."""
 
     out_dir: Path
     image_ids: list[str] = field(default_factory=list)
     written: int = 0
     skipped: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def total_seconds(self) -> float:
+        """Seconds the images took to predict; NaN when an image has no recorded time (a
+        folder written before times were kept)."""
+        if any(image not in self.seconds for image in self.image_ids):
+            return float("nan")
+        return sum(self.seconds[image] for image in self.image_ids)
 
     @property
     def proposals_path(self) -> Path:
@@ -164,18 +180,42 @@ def predict_images(src: str | Path | list[Source], out_dir: str | Path,
     if stretches != load_stretches(out_dir / STRETCH_FILE):
         save_stretches(out_dir / STRETCH_FILE, stretches)
     report = PredictReport(out_dir)
+    times = _read_times(out_dir / TIMES_FILE)
     for source in tqdm(sources, desc="predicting", unit="image", disable=None):
-        report.image_ids.append(source.image_id)
-        paths = output_paths(out_dir, source.image_id)
+        image = source.image_id
+        report.image_ids.append(image)
+        paths = output_paths(out_dir, image)
         if all(p.exists() for p in paths.values()):
             report.skipped += 1
-            continue
-        predict_one(source, paths, make_model, stretches[source.aoi], tile, vector)
-        report.written += 1
+        else:
+            started = time.perf_counter()
+            predict_one(source, paths, make_model, stretches[source.aoi], tile, vector)
+            times[image] = time.perf_counter() - started
+            with atomic_path(out_dir / TIMES_FILE) as tmp:
+                tmp.write_text(json.dumps(times, indent=1) + "\n")
+            report.written += 1
+        if image in times:
+            report.seconds[image] = times[image]
     _combine_csvs(out_dir, report.image_ids)
     log.info("predictions: %d images written, %d already there; proposals %s",
              report.written, report.skipped, report.proposals_path)
     return report
+
+
+def _read_times(path: Path) -> dict[str, float]:
+    """The recorded seconds per image of a prediction folder (none yet: empty).
+
+    Raises:
+        InputError: the file is not a JSON object of numbers.
+    """
+    if not path.exists():
+        return {}
+    try:
+        times = json.loads(path.read_text())
+        return {str(image): float(seconds) for image, seconds in times.items()}
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InputError(path, f"not a JSON object of seconds per image ({exc}); delete the "
+                               "prediction folder to predict and time its images again") from exc
 
 
 def predict_one(source: Source, paths: dict[str, Path], make_model: ChipModelFactory,

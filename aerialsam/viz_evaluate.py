@@ -132,15 +132,18 @@ def headline_table(summary: pd.DataFrame, names: Mapping[str, str],
     return pd.concat([table, reference]).rename_axis("model").round(3)
 
 
-def show_headline(table: pd.DataFrame) -> Styler:
+def show_headline(table: pd.DataFrame, split: str = "test") -> Styler:
     """The headline table as the book shows it: three decimals, a dash where nothing was
-    published or scored, and a caption saying which rows were scored where."""
+    published or measured, and the ``scored on`` column said once in the caption instead of
+    on every row (the table must fit the page)."""
     numbers = table.columns.drop("scored on")
-    return (table.style.format("{:.3f}", subset=numbers, na_rep="—")
-            .set_caption("SpaceNet F1 (IoU > 0.5) per city, overall = mean of the cities. "
-                         "2017 rows: the competition's winners, scored by the SpaceNet team on "
-                         "its own test set (no precision, recall or speed published); "
-                         "other rows: this run, on its held-out tiles.")
+    return (table.style.format("{:.2f}", subset=["images/s"], na_rep="—")
+            .format("{:.3f}", subset=numbers.drop("images/s"), na_rep="—")
+            .hide(["scored on"], axis="columns").hide(axis="index", names=True)
+            .set_caption("SpaceNet F1 (IoU > 0.5) per city; overall = mean of the cities. "
+                         f"Models scored on this run's {split} tiles; 2017 rows: the "
+                         "competition's winners, scored by the SpaceNet team on its own test "
+                         "set (no precision, recall or speed published).")
             .set_table_attributes('class="dataframe"'))
 
 

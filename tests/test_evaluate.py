@@ -21,6 +21,7 @@ from shapely.geometry import box
 from aerialsam import cli, spacenet, viz_evaluate, widgets
 from aerialsam.config import load_profile, stage_paths
 from aerialsam.datasets import prepare_training_data
+from aerialsam.errors import InputError
 from aerialsam.evaluate import ORACLE_NOTE, ZeroShot, evaluate, held_out
 from aerialsam.metrics import score
 from aerialsam.runs import MODEL_FILE, RUN_FILE, write_run_json
@@ -102,6 +103,28 @@ def test_per_aoi_json_and_per_image_agree(data: Path, report: tuple[Path, pd.Dat
         assert proposals.is_file()
 
 
+def test_a_rerun_reports_the_speed_of_the_prediction_not_of_skipping(
+        data: Path, unet_run: Path, report: tuple[Path, pd.DataFrame], tmp_path: Path) -> None:
+    out, summary = report
+    copy = tmp_path / "again"
+    shutil.copytree(out, copy)
+    paths = stage_paths(data)
+
+    def rerun() -> pd.DataFrame:
+        return evaluate([str(unet_run)], paths.splits, copy, "val",
+                        stretch_path=paths.chips / STRETCH_FILE, overlap=32, batch_size=2)
+
+    again = rerun()  # every tile is already predicted: nothing runs
+    assert again.loc[0, "seconds"] == pytest.approx(summary.loc[0, "seconds"])
+    assert again.loc[0, "overall_f1"] == summary.loc[0, "overall_f1"]
+    (copy / "unet_tiny" / "predictions" / "seconds.json").unlink()
+    unknown = rerun()  # predictions from before times were kept: speed unknown, not invented
+    assert np.isnan(unknown.loc[0, "seconds"]) and np.isnan(unknown.loc[0, "images_per_s"])
+    (copy / "unet_tiny" / "predictions" / "seconds.json").write_text("[1, 2]")
+    with pytest.raises(InputError, match=r"seconds\.json: not a JSON object of seconds"):
+        rerun()
+
+
 def test_headline_table_adds_the_2017_rows(unet_run: Path,
                                           report: tuple[Path, pd.DataFrame]) -> None:
     _, summary = report
@@ -118,8 +141,10 @@ def test_headline_table_adds_the_2017_rows(unet_run: Path,
     assert table.loc["2017: wleite (2nd)", "scored on"] == viz_evaluate.SCORED_2017
     assert table.loc["U-Net (unet_tiny)", "scored on"] == "val tiles here"
     assert np.isnan(table.loc["U-Net (unet_tiny)", "Las Vegas"])  # not evaluated there
-    html = viz_evaluate.show_headline(table).to_html()
+    html = viz_evaluate.show_headline(table, "val").to_html()
     assert "nan" not in html.lower() and "—" in html and "0.885" in html
+    assert "this run's val tiles" in html and "own test set" in html
+    assert viz_evaluate.SCORED_2017 not in html  # said once, in the caption
     assert viz_evaluate.best_honest(summary) == "unet_tiny"
 
 
