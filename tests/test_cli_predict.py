@@ -53,7 +53,10 @@ def test_oracle_run_writes_the_layout(aoi: Path, oracle_run: tuple[Path, list[st
     ids = [t.image_id for t in tiles]
     assert ids == ["AOI_2_Vegas_img1", "AOI_2_Vegas_img2"]
     assert sorted(p.name for p in out.iterdir()) == ["csv", "polygons", "predict.json", "prob",
-                                                     "proposals.csv", "stretch.json"]
+                                                     "proposals.csv", "seconds.json",
+                                                     "stretch.json"]
+    times = json.loads((out / "seconds.json").read_text())
+    assert sorted(times) == ids and all(seconds > 0 for seconds in times.values())
     params = json.loads((out / "predict.json").read_text())
     assert (params["mode"], params["variant"], params["checkpoint"], params["image_size"]) == \
         ("oracle", "tiny", "random", 256)
