@@ -140,3 +140,12 @@ def plot_split_map(splits: pd.DataFrame) -> Figure:
     fig.legend(handles, list(SPLIT_COLOURS), loc="lower center", ncol=3, fontsize=9)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     return fig
+
+
+def dashed(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` for display, with a dash where a value is missing (not measured, not
+    published) instead of ``NaN`` or ``<NA>``, which read as errors on a rendered page.
+
+    The columns become objects: use the result for showing only, never for computing.
+    """
+    return table.astype(object).where(table.notna(), "—")

@@ -1,0 +1,20 @@
+"""Display helpers of the book's tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from aerialsam.viz import dashed
+from aerialsam.viz_metric import competition_table
+
+
+def test_dashed_shows_missing_values_as_dashes_and_keeps_the_rest() -> None:
+    table = pd.DataFrame({"f1": [0.5, np.nan], "tp": pd.array([3, None], dtype="Int64")},
+                         index=["a", "overall"])
+    shown = dashed(table)
+    assert shown.loc["overall"].tolist() == ["—", "—"]
+    assert shown.loc["a"].tolist() == [0.5, 3]
+    assert table["f1"].isna().sum() == 1  # the original is untouched
+    html = dashed(competition_table())._repr_html_()
+    assert "NaN" not in html and "0.885" in html
