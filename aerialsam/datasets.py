@@ -37,14 +37,12 @@ from aerialsam.chip_index import INDEX_FILE, read_index
 from aerialsam.config import Profile, stage_paths
 from aerialsam.errors import InputError
 from aerialsam.masks_batch import MASK_INDEX
+from aerialsam.models.variants import SAM2_MEAN, SAM2_STD
 
 log = logging.getLogger(__name__)
 
 TARGET_KINDS: tuple[str, ...] = ("footprint", "boundary", "contact")
 """Binary mask kinds a dataset can return as targets."""
-SAM2_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
-SAM2_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
-"""SAM 2's input normalisation (ImageNet mean and standard deviation, images in 0..1)."""
 ID_KEYS: tuple[str, ...] = ("chip_id", "image_id", "aoi")
 PROMPT_KEYS: tuple[str, ...] = ("boxes", "points")
 

@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import geopandas as gpd
 import pandas as pd
 
 from aerialsam.chips import Source
@@ -39,7 +40,7 @@ from aerialsam.prompts import ORACLE_WARNING
 from aerialsam.runs import load_run_model
 from aerialsam.spacenet import resolve_aoi
 from aerialsam.splits import SPLITS, read_splits
-from aerialsam.validate import chip_model_for, truth_of
+from aerialsam.validate import chip_model_for, truth_of, val_sources
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +101,7 @@ def held_out(splits_path: str | Path, split: str = "test",
     if empty:
         raise InputError(splits_path, f"{', '.join(empty)} has no {split} tiles; choose "
                                       "another --split or --aoi")
-    return [Source(Path(p), a, i) for p, a, i in zip(chosen["source"], chosen["aoi"],
-                                                     chosen["image_id"], strict=True)]
+    return val_sources(chosen)
 
 
 def model_label(model: str) -> str:
@@ -135,10 +135,11 @@ def _factory(model: str, sources: list[Source], zero_shot: ZeroShot
             run.get("overlap"))
 
 
-def evaluate_model(model: str, sources: list[Source], out_dir: Path, zero_shot: ZeroShot,
-                   overlap: int | None = None, batch_size: int = 4,
+def evaluate_model(model: str, sources: list[Source], truth: gpd.GeoDataFrame, out_dir: Path,
+                   zero_shot: ZeroShot, overlap: int | None = None, batch_size: int = 4,
                    stretch_path: str | Path | None = None) -> ModelScore:
-    """Predict, vectorize and score one model on ``sources``; write its report files.
+    """Predict, vectorize and score one model on ``sources`` against ``truth`` (their
+    buildings, :func:`aerialsam.validate.truth_of`); write its report files.
 
     ``overlap`` defaults to the run's training grid, else an eighth of the chip.
     """
@@ -157,7 +158,7 @@ def evaluate_model(model: str, sources: list[Source], out_dir: Path, zero_shot: 
     if math.isnan(seconds):
         log.warning("%s: some predictions in %s have no recorded time; speed unknown (delete "
                     "the folder to predict and time them again)", label, report.out_dir)
-    result = score(truth_of(sources), read_proposals_csv(report.proposals_path))
+    result = score(truth, read_proposals_csv(report.proposals_path))
     with atomic_path(folder / "per_image.csv") as tmp:
         result.per_image.to_csv(tmp, index=False)
     with atomic_path(folder / "per_aoi.json") as tmp:
@@ -176,10 +177,11 @@ def evaluate(models: Sequence[str], splits_path: str | Path, out_dir: str | Path
     """
     out_dir = Path(out_dir)
     sources = held_out(splits_path, split, aois)
+    truth = truth_of(sources)  # read once, shared by every model
     rows = []
     for model in models:
-        scored = evaluate_model(model, sources, out_dir, zero_shot, overlap, batch_size,
-                                stretch_path)
+        scored = evaluate_model(model, sources, truth, out_dir, zero_shot, overlap,
+                                batch_size, stretch_path)
         log.info("%s: overall F1 %.3f on %d tiles in %.1f s", scored.name,
                  scored.result.overall_f1, scored.tiles, scored.seconds)
         rows.append(scored.row())

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import ast
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -142,7 +143,15 @@ def cache_key(notebook: Path, profile: str, data_dir: Path) -> str:
     """What an executed notebook depends on: notebook, parameters, package version and code."""
     digest = hashlib.sha256()
     digest.update(notebook.read_bytes())
-    digest.update(f"{profile}\0{data_dir.resolve()}\0{__version__}".encode())
+    digest.update(f"{profile}\0{data_dir.resolve()}\0{__version__}\0".encode())
+    digest.update(_package_digest().encode())
+    return digest.hexdigest()
+
+
+@functools.cache
+def _package_digest() -> str:
+    """A hash of the package's source files, read once per process (not per notebook)."""
+    digest = hashlib.sha256()
     for source in sorted(PACKAGE_DIR.rglob("*.py")):
         digest.update(source.relative_to(PACKAGE_DIR).as_posix().encode())
         digest.update(source.read_bytes())

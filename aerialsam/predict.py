@@ -16,6 +16,7 @@ runs any of them over any raster:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import warnings
 from collections.abc import Sequence
@@ -53,7 +54,7 @@ from aerialsam.prompts import (
     raster_prompts,
     require_prompts,
 )
-from aerialsam.spacenet import find_tiles
+from aerialsam.spacenet import tile_at
 from aerialsam.tiling import NO_FLIP, Flip
 from aerialsam.vectorize import MIN_AREA, polygonize
 
@@ -336,11 +337,8 @@ def _raster_prompts(frame: gpd.GeoDataFrame, kind: str, path: Path,
 def _oracle_factory(model: SAM2Base, sources: Sequence[Source]) -> ChipModelFactory:
     tiles = {}
     for source in sources:
-        try:
-            aoi_dir = source.path.parents[1]
-            tiles.update({t.image_path.resolve(): t for t in find_tiles(aoi_dir)})
-        except InputError:
-            pass
+        with contextlib.suppress(InputError):  # not a SpaceNet tile: reported just below
+            tiles[source.path] = tile_at(source.path)
     missing = [s.path for s in sources if s.path not in tiles or tiles[s.path].geojson_path is None]
     if missing:
         raise InputError(missing[0], "--mode oracle needs SpaceNet 2 tiles with building "

@@ -139,11 +139,21 @@ def find_tiles(root: str | Path, aoi: str | None = None) -> list[Tile]:
         aoi_name = _AOI_DIR.match(aoi_dir.name).group(1)
         if wanted and aoi_name != wanted:
             continue
-        for image_path in (aoi_dir / IMAGE_DIR).glob("*.tif"):
-            name, number = parse_image_id(image_path)
-            label = aoi_dir / GEOJSON_DIR / f"buildings_{name}_img{number}.geojson"
-            tiles.append(Tile(name, number, image_path, label if label.exists() else None))
+        tiles.extend(tile_at(image) for image in (aoi_dir / IMAGE_DIR).glob("*.tif"))
     return sorted(tiles, key=lambda t: (t.aoi, t.number))
+
+
+def tile_at(image_path: str | Path) -> Tile:
+    """The tile of one image of an AOI folder (``<AOI folder>/RGB-PanSharpen/<image>.tif``),
+    with its label file when there is one, without listing the folder.
+
+    Raises:
+        InputError: no SpaceNet image id in the file name.
+    """
+    image_path = Path(image_path)
+    name, number = parse_image_id(image_path)
+    label = image_path.parents[1] / GEOJSON_DIR / f"buildings_{name}_img{number}.geojson"
+    return Tile(name, number, image_path, label if label.exists() else None)
 
 
 def summary_csv_path(aoi_dir: str | Path) -> Path:

@@ -151,11 +151,7 @@ def make_config(values: dict[str, Any], source: str = "config") -> TrainConfig:
     Raises:
         InputError: unknown keys (naming ``source``) or invalid values.
     """
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise InputError(source, f"unknown key(s) {unknown}; known keys: {sorted(known)}")
-    values = dict(values)
+    values = _checked(values, source)
     if values.get("aois") is not None:
         values["aois"] = tuple(values["aois"])
     return TrainConfig(**values)
@@ -186,9 +182,10 @@ def load_config(config: str | Path, **overrides: Any) -> TrainConfig:
     return make_config({**values, **overrides}, source=str(path))
 
 
-def _checked(values: dict[str, Any], path: Path) -> dict[str, Any]:
+def _checked(values: dict[str, Any], source: str | Path) -> dict[str, Any]:
+    """A copy of ``values``, or an error naming ``source`` and the keys no config has."""
     known = {f.name for f in dataclasses.fields(TrainConfig)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise InputError(path, f"unknown key(s) {unknown}; known keys: {sorted(known)}")
-    return values
+        raise InputError(source, f"unknown key(s) {unknown}; known keys: {sorted(known)}")
+    return dict(values)

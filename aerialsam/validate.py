@@ -33,7 +33,7 @@ from aerialsam.prompts import oracle_prompts
 from aerialsam.stretch import Stretch
 from aerialsam.tiling import NO_FLIP, ChipModel, Flip, predict_raster
 from aerialsam.train_config import TrainConfig
-from aerialsam.vectorize import vectorize
+from aerialsam.vectorize import proposals_frame, vectorize
 
 log = logging.getLogger(__name__)
 
@@ -76,19 +76,12 @@ def chip_model_for(model: nn.Module, config: TrainConfig, source: Source) -> Chi
         return UNetChips(model)
     if config.prompt == "none":
         return Sam2Semantic(model, channels=(0, 1))
-    return Sam2Prompted(model, oracle_prompts(tile_of(source), config.prompt))
-
-
-def tile_of(source: Source) -> spacenet.Tile:
-    """The SpaceNet tile (image and labels) of a chip source raster."""
-    for tile in spacenet.find_tiles(source.path.parents[1]):
-        if tile.image_path.resolve() == source.path.resolve():
-            return tile
-    raise FileNotFoundError(source.path)
+    return Sam2Prompted(model, oracle_prompts(spacenet.tile_at(source.path), config.prompt))
 
 
 def val_sources(chips: pd.DataFrame) -> list[Source]:
-    """The source tiles of a dataset's chips (``ChipDataset.chips``), once each."""
+    """The source tiles of a table of chips or tiles (``ChipDataset.chips``, the splits
+    table), once each."""
     tiles = chips.drop_duplicates("image_id")
     return [Source(Path(p), a, i) for p, a, i in zip(tiles["source"], tiles["aoi"],
                                                      tiles["image_id"], strict=True)]
@@ -98,7 +91,7 @@ def truth_of(sources: Sequence[Source]) -> gpd.GeoDataFrame:
     """The buildings of the tiles in pixel coordinates, as the metric wants them."""
     parts = []
     for source in sources:
-        labels = spacenet.read_tile_labels(tile_of(source), pixel=True)
+        labels = spacenet.read_tile_labels(spacenet.tile_at(source.path), pixel=True)
         parts.append(gpd.GeoDataFrame({"ImageId": source.image_id,
                                        "BuildingId": np.arange(len(labels))},
                                       geometry=np.asarray(labels.geometry.array)))
@@ -132,10 +125,7 @@ def _read(path: Path) -> np.ndarray:
 
 
 def _proposals(probs: dict[str, np.ndarray], threshold: float) -> gpd.GeoDataFrame:
-    parts = []
-    for image, prob in probs.items():
-        contact = prob[1] if len(prob) > 1 else None
-        polygons = vectorize(prob[0], threshold, contact=contact, watershed=contact is None)
-        parts.append(gpd.GeoDataFrame({"ImageId": image, "Confidence": polygons["confidence"]},
-                                      geometry=np.asarray(polygons.geometry.array)))
-    return gpd.GeoDataFrame(pd.concat(parts, ignore_index=True), geometry="geometry")
+    return proposals_frame({image: vectorize(prob[0], threshold,
+                                             contact=prob[1] if len(prob) > 1 else None,
+                                             watershed=len(prob) == 1)
+                            for image, prob in probs.items()})

@@ -21,7 +21,6 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import geopandas as gpd
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -366,8 +365,3 @@ def study_overlap(cfg: Profile, size: int) -> int:
 def tiles_by_id(raw: str | Path) -> dict[str, spacenet.Tile]:
     """Every tile under a raw folder, by image id."""
     return {tile.image_id: tile for tile in spacenet.find_tiles(raw)}
-
-
-def truth_frame(result: ScoreResult) -> gpd.GeoDataFrame:
-    """The kept truth polygons of a score result (for maps)."""
-    return result.truth[result.truth["status"] != "dropped"]

@@ -19,19 +19,20 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import geopandas as gpd
 import ipywidgets
 import matplotlib.pyplot as plt
-import numpy as np
 from IPython import get_ipython
 from IPython.display import clear_output, display
 from matplotlib.figure import Figure
 
 from aerialsam import spacenet
+from aerialsam.chips import Source
 from aerialsam.evaluate import model_label
 from aerialsam.metrics import ScoreResult, score
 from aerialsam.predict_run import VectorizeOptions, output_paths, vectorize_raster
 from aerialsam.stretch import Stretch
+from aerialsam.validate import truth_of
+from aerialsam.vectorize import proposals_frame
 from aerialsam.viz import read_rgb
 from aerialsam.viz_metric import outcome_legend, plot_outcomes
 
@@ -79,13 +80,9 @@ def tile_result(model: BrowsedModel, tile: spacenet.Tile, threshold: float) -> S
     """Score one tile's polygons at ``threshold`` (from the model's probability map)."""
     polygons = vectorize_raster(output_paths(model.predictions, tile.image_id)["prob"],
                                 VectorizeOptions(threshold=threshold))
-    proposals = gpd.GeoDataFrame({"ImageId": tile.image_id,
-                                  "Confidence": polygons["confidence"].to_numpy()},
-                                 geometry=np.asarray(polygons.geometry.array))
-    truth = spacenet.read_tile_labels(tile, pixel=True)
-    truth = gpd.GeoDataFrame({"ImageId": tile.image_id, "BuildingId": np.arange(len(truth))},
-                             geometry=np.asarray(truth.geometry.array))
-    return score(truth, proposals, truth_image_ids=[tile.image_id])
+    truth = truth_of([Source(tile.image_path, tile.aoi, tile.image_id)])
+    return score(truth, proposals_frame({tile.image_id: polygons}),
+                 truth_image_ids=[tile.image_id])
 
 
 def draw_tile(ax: plt.Axes, data: BrowserData, model: str, image_id: str,

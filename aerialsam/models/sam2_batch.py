@@ -26,9 +26,8 @@ import torch.nn.functional as F
 from sam2.modeling.sam2_base import SAM2Base
 
 from aerialsam.models.sam2 import feature_sizes
+from aerialsam.models.variants import SAM2_MEAN, SAM2_STD
 
-MEAN = (0.485, 0.456, 0.406)
-STD = (0.229, 0.224, 0.225)
 """ImageNet statistics SAM 2 was trained with (``SAM2Transforms``)."""
 BOX_LABELS = (2, 3)
 """Prompt-encoder labels of a box's top-left and bottom-right corners."""
@@ -75,8 +74,8 @@ def prepare_images(images: np.ndarray | torch.Tensor, image_size: int,
     if batch.shape[-2:] != (image_size, image_size):
         batch = F.interpolate(batch, size=(image_size, image_size), mode="bilinear",
                               align_corners=False, antialias=True)
-    mean = torch.tensor(MEAN, device=batch.device).view(1, 3, 1, 1)
-    std = torch.tensor(STD, device=batch.device).view(1, 3, 1, 1)
+    mean = torch.tensor(SAM2_MEAN, device=batch.device).view(1, 3, 1, 1)
+    std = torch.tensor(SAM2_STD, device=batch.device).view(1, 3, 1, 1)
     return (batch - mean) / std
 
 

@@ -19,8 +19,8 @@ import torch
 from monai.networks.nets import BasicUNet
 from torch import nn
 
-from aerialsam.datasets import SAM2_MEAN, SAM2_STD
 from aerialsam.errors import InputError
+from aerialsam.models.variants import SAM2_MEAN, SAM2_STD
 
 SIZE_MULTIPLE = 16
 """Input height and width must be multiples of this (four 2x poolings)."""

@@ -1,4 +1,4 @@
-"""SAM 2.1's variant names and input-size rule, without importing torch or sam2.
+"""SAM 2.1's variant names, input-size rule and normalisation, without importing torch or sam2.
 
 The command line declares its options from these, so ``aerialsam score --help`` does not pay
 for loading the deep-learning stack.
@@ -13,6 +13,9 @@ RANDOM = "random"
 """The checkpoint value asking for untrained weights (synthetic profiles only)."""
 SIZE_MULTIPLE = 32
 """The Hiera trunk downsamples by 32 overall, so the input side must be a multiple of it."""
+SAM2_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+SAM2_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+"""SAM 2's input normalisation (ImageNet mean and standard deviation, images in 0..1)."""
 
 
 def check_image_size(image_size: int) -> int:
