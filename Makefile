@@ -30,7 +30,7 @@ lint: install
 	$(PY) -m ruff check aerialsam tests benchmarks
 
 book: install
-	$(PY) -m aerialsam.notebooks --profile $(PROFILE) --out _build/executed
+	$(PY) -m aerialsam.book.notebooks --profile $(PROFILE) --out _build/executed
 	$(VENV)/bin/jupyter-book build _build/executed --path-output . --keep-going
 	@echo "Book: $(CURDIR)/_build/html/index.html"
 

@@ -21,12 +21,62 @@ AOIS: tuple[str, ...] = ("AOI_2_Vegas", "AOI_3_Paris", "AOI_4_Shanghai", "AOI_5_
 
 
 @dataclass(frozen=True)
+class BookSettings:
+    """What the book's chapters do in a profile beyond its data and model sizes, and why.
+
+    ``None`` means "as the profile says" (its steps, its cities, its input size).
+
+    Attributes:
+        eval_split: the split chapter 09 scores on (``smoke`` has too few tiles for a test
+            split and scores its validation tiles).
+        run_aois: cities of the chapters' shared fine-tuning runs (chapters 07 to 09).
+        run_image_size: SAM 2 input side of those runs.
+        run_steps: their optimisation steps.
+        run_val_every: their validation interval in steps.
+        auto_points_per_side: chapter 06's automatic-mask point grid per chip side.
+        auto_tiles_per_aoi: tiles per city chapter 06's automatic generator runs on (its
+            slowest mode).
+        oracle_tiles_per_aoi: tiles per city of chapter 06's oracle (``None``: all).
+        count_all_variants: whether chapter 06's variant table counts every SAM 2.1 size
+            (building the large one costs seconds a smoke run does not have).
+        eval_points_per_side: chapter 09's automatic-mask point grid, where it differs from
+            chapter 06's (every held-out tile of every city goes through the generator there).
+        cross_city_aois: cities of chapter 09's cross-city matrix.
+        cross_city_steps: training steps of each one-city U-Net of that matrix.
+        size_study_sizes: SAM 2 input sides of chapter 09's input-size study (``()``: the
+            profile's own input size only).
+        size_study_aois: cities of the input-size study.
+    """
+
+    eval_split: str = "test"
+    run_aois: tuple[str, ...] | None = None
+    run_image_size: int | None = None
+    run_steps: int | None = None
+    run_val_every: int | None = None
+    auto_points_per_side: int = 32
+    auto_tiles_per_aoi: int | None = None
+    oracle_tiles_per_aoi: int | None = None
+    count_all_variants: bool = True
+    eval_points_per_side: int | None = None
+    cross_city_aois: tuple[str, ...] | None = None
+    cross_city_steps: int | None = None
+    size_study_sizes: tuple[int, ...] = ()
+    size_study_aois: tuple[str, ...] | None = None
+
+    def run_overrides(self) -> dict[str, Any]:
+        """What the chapters' shared runs change in the profile's training configuration."""
+        keys = {"aois": self.run_aois, "image_size": self.run_image_size,
+                "steps": self.run_steps, "val_every": self.run_val_every}
+        return {key: value for key, value in keys.items() if value is not None}
+
+
+@dataclass(frozen=True)
 class Profile:
     """Every parameter that differs between the smoke, demo and full runs.
 
     Attributes:
         name: the profile's name.
-        data_source: ``"demo"`` for synthetic AOIs made by :mod:`aerialsam.demo`,
+        data_source: ``"demo"`` for synthetic AOIs made by :mod:`aerialsam.data.demo`,
             ``"spacenet"`` for the real SpaceNet 2 download.
         tiles_per_aoi: how many tiles of each AOI to make or download (``None``: all of them).
         seed: the one seed behind data generation, splits and training.
@@ -40,6 +90,7 @@ class Profile:
         device: ``"auto"`` (cuda, then mps, then cpu) or a torch device string.
         batch_size: images per batch for training and inference.
         train_steps: optimisation steps of a fine-tuning run.
+        book: what the book's chapters do in this profile (:class:`BookSettings`).
         synthetic: whether the numbers this profile produces come from synthetic data.
     """
 
@@ -56,7 +107,7 @@ class Profile:
     device: str = "auto"
     batch_size: int = 4
     train_steps: int = 1000
-    extra: dict[str, Any] = field(default_factory=dict)
+    book: BookSettings = field(default_factory=BookSettings)
 
     @property
     def synthetic(self) -> bool:
@@ -74,8 +125,18 @@ PROFILES: dict[str, Profile] = {
         sam_image_size=256,
         batch_size=2,
         train_steps=4,
-        # three tiles per city leave no test tile: evaluate on the validation tiles
-        extra={"eval_split": "val"},
+        book=BookSettings(
+            # three tiles per city leave no test tile: evaluate on the validation tiles
+            eval_split="val",
+            # two cities (each smoke city has one train or val tile without buildings) and a
+            # 128 px SAM 2 input keep the smoke notebooks within seconds
+            run_aois=("AOI_2_Vegas", "AOI_4_Shanghai"), run_image_size=128,
+            auto_points_per_side=4, auto_tiles_per_aoi=1, oracle_tiles_per_aoi=1,
+            count_all_variants=False, eval_points_per_side=2,
+            # the other two cities' validation tiles hold no building: a 2 x 2 matrix says
+            # as much, faster
+            cross_city_aois=("AOI_3_Paris", "AOI_4_Shanghai"), cross_city_steps=2,
+            size_study_sizes=(128, 256), size_study_aois=("AOI_3_Paris",)),
     ),
     "demo": Profile(
         name="demo",
@@ -86,6 +147,12 @@ PROFILES: dict[str, Profile] = {
         sam_image_size=512,
         batch_size=4,
         train_steps=200,
+        book=BookSettings(
+            # 256 px instead of the profile's 512 px (a quarter of the encoder's cost) and
+            # 100 steps instead of 200: a few minutes per model on a CPU
+            run_image_size=256, run_steps=100, run_val_every=25,
+            auto_points_per_side=8, auto_tiles_per_aoi=2, oracle_tiles_per_aoi=3,
+            cross_city_steps=60, size_study_sizes=(128, 256, 512)),
     ),
     "full": Profile(
         name="full",
@@ -97,6 +164,8 @@ PROFILES: dict[str, Profile] = {
         sam_image_size=1024,
         batch_size=16,
         train_steps=20000,
+        book=BookSettings(run_val_every=1000, auto_tiles_per_aoi=25,
+                          size_study_sizes=(256, 512, 1024)),
     ),
 }
 

@@ -31,8 +31,9 @@ import rasterio
 from rasterio.transform import from_origin
 from rasterio.windows import Window
 
-from aerialsam import chips, demo
+from aerialsam.data import demo
 from aerialsam.io import atomic_path
+from aerialsam.prep import chips
 
 SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "spacenet_samples" \
     / "vegas_sn2_rgb"
@@ -42,7 +43,7 @@ SIZE, OVERLAP = 512, 64
 PEAK_CHILD = """
 import json, re, sys
 from pathlib import Path
-from aerialsam import chips
+from aerialsam.prep import chips
 report = chips.chip_sources(sys.argv[1], sys.argv[2], size=512, overlap=64)
 peak_kb = int(re.search(r"VmHWM:\\s+(\\d+)", Path("/proc/self/status").read_text()).group(1))
 print(json.dumps({"chips": len(report.index), "peak_rss_mb": peak_kb / 1024}))

@@ -23,8 +23,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from aerialsam import download
-from aerialsam.s3 import BucketClient
+from aerialsam.data import download
+from aerialsam.data.s3 import BucketClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fake_bucket import FakeBucket, tile_objects  # noqa: E402 - lives beside the tests

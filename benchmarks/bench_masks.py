@@ -1,7 +1,7 @@
 """Benchmark masks: footprint + boundary + contact per second, spatial index against all pairs.
 
-1. Demo tiles (``aerialsam.demo``, ``--tiles`` per AOI, seed 0) of the densest city (most
-   buildings per tile): the three masks of every tile with :mod:`aerialsam.masks` (contact from
+1. Demo tiles (``aerialsam.data.demo``, ``--tiles`` per AOI, seed 0) of the densest city (most
+   buildings per tile): the three masks of every tile with :mod:`aerialsam.prep.masks` (contact from
    an STR-tree over neighbouring pairs) against the same masks with a naive contact that tests
    and intersects every pair of grown buildings in Python. Labels are read before timing;
    best of ``--repeats``. The two must give identical masks.
@@ -23,7 +23,8 @@ import numpy as np
 import shapely
 from _timing import best_time
 
-from aerialsam import demo, masks, spacenet
+from aerialsam.data import demo, spacenet
+from aerialsam.prep import masks
 
 SPACING = 10.0
 

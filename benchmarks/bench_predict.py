@@ -4,7 +4,7 @@ Part 1, speed (CPU, SAM 2.1 tiny, random weights, input ``--image-size`` 512): s
 tiles (650 x 650, uint16, stretched with their AOI's 2-98 percentile bounds) are predicted with
 box prompts from their ground truth (oracle boxes) by
 
-- ours: :func:`aerialsam.tiling.predict_raster` with :class:`aerialsam.predict.Sam2Prompted`
+- ours: :func:`aerialsam.inference.tiling.predict_raster` with :class:`aerialsam.inference.chip_models.Sam2Prompted`
   (one image-encoder pass per batch of chips), at each of ``--batch-sizes``;
 - the baseline: a plain loop written here over the same chip grid with the same stretch and
   the same boxes per chip: ``SAM2ImagePredictor.set_image(chip)``, ``predict(box=boxes,
@@ -45,14 +45,14 @@ from _timing import best_time
 from rasterio.windows import Window
 from scipy import ndimage
 
-from aerialsam import demo
-from aerialsam.chips import chip_windows
+from aerialsam.data import demo
+from aerialsam.data.spacenet import Tile, find_tiles
+from aerialsam.inference.chip_models import Sam2Prompted
+from aerialsam.inference.prompts import Prompts, oracle_prompts
+from aerialsam.inference.tiling import MIN_WEIGHT, blend_weights, predict_raster
 from aerialsam.models.sam2 import load_sam2, make_predictor
-from aerialsam.predict import Sam2Prompted
-from aerialsam.prompts import Prompts, oracle_prompts
-from aerialsam.spacenet import Tile, find_tiles
-from aerialsam.stretch import Stretch, apply_stretch, compute_stretch
-from aerialsam.tiling import MIN_WEIGHT, blend_weights, predict_raster
+from aerialsam.prep.chips import chip_windows
+from aerialsam.prep.stretch import Stretch, apply_stretch, compute_stretch
 
 MAX_DIFF = 1e-3
 AIM_BYTES = 4 * 10**9
@@ -253,7 +253,7 @@ class RedMean:
 
     def __call__(self, chips: np.ndarray, windows: list, flip: tuple = (False, False)
                  ) -> np.ndarray:
-        """Probabilities of each chip (see :class:`~aerialsam.tiling.ChipModel`)."""
+        """Probabilities of each chip (see :class:`~aerialsam.inference.tiling.ChipModel`)."""
         red = chips[..., 0].astype(np.float32) / 255.0
         return ndimage.uniform_filter(red, size=(1, 3, 3))
 

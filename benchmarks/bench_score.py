@@ -1,10 +1,10 @@
-"""Benchmark: SpaceNet 2 scoring with aerialsam.metrics against a plain per-image loop.
+"""Benchmark: SpaceNet 2 scoring with aerialsam.metrics.building_f1 against a plain per-image loop.
 
 Generates SpaceNet-like cases (650 x 650 px images, about 45 buildings each in rows along
 rotated street grids, about as dense as SpaceNet 2 Vegas: rectangles and L-shapes; proposals
 are jittered copies, with misses, duplicates, false alarms and a few polygons under the
 20 px² floor) of 1,500 and 15,000 images, scores each with
-:func:`aerialsam.metrics.score` and with a plain per-image double loop with bounding-box
+:func:`aerialsam.metrics.building_f1.score` and with a plain per-image double loop with bounding-box
 pruning written here (IoU with a union overlay, as the SpaceNet utilities compute it, and a
 lean variant with one overlay per pair), asserts identical TP/FP/FN per image, and prints one
 JSON line with the times (best of 3 for the small case) and the speed-ups.
@@ -23,7 +23,7 @@ import pandas as pd
 import shapely
 from _timing import best_time
 
-from aerialsam import metrics
+from aerialsam.metrics import building_f1
 
 AOIS = ["AOI_2_Vegas", "AOI_3_Paris", "AOI_4_Shanghai", "AOI_5_Khartoum"]
 TILE = 650
@@ -112,8 +112,8 @@ def loop_score(truth: gpd.GeoDataFrame, props: gpd.GeoDataFrame,
     With ``union_overlay`` the IoU is ``intersection.area / union.area`` with two polygon
     overlays, as the SpaceNet utilities and solaris compute it; without, the union area is
     ``a + b - intersection`` (the lean variant, one overlay per pair)."""
-    truth = truth[truth.geometry.area >= metrics.MIN_AREA]
-    props = props[props.geometry.area >= metrics.MIN_AREA]
+    truth = truth[truth.geometry.area >= building_f1.MIN_AREA]
+    props = props[props.geometry.area >= building_f1.MIN_AREA]
     props = props.iloc[np.argsort(-props["Confidence"].values, kind="stable")]
     t_groups = _group(truth)
     p_groups = _group(props)
@@ -128,7 +128,7 @@ def loop_score(truth: gpd.GeoDataFrame, props: gpd.GeoDataFrame,
         for proposal in p_geoms:
             x0, y0, x1, y1 = proposal.bounds
             area = proposal.area
-            best, best_j = metrics.IOU_THRESHOLD, -1
+            best, best_j = building_f1.IOU_THRESHOLD, -1
             for j, (a0, b0, a1, b1) in enumerate(t_boxes):
                 if used[j] or a0 > x1 or a1 < x0 or b0 > y1 or b1 < y0:
                     continue
@@ -149,7 +149,7 @@ def run_size(n_images: int) -> dict:
     """Time both scorers on one generated case and check they agree."""
     truth, props = make_case(n_images)
     repeats = 3 if n_images <= 2000 else 1
-    fast, result = best_time(lambda: metrics.score(truth, props), repeats)
+    fast, result = best_time(lambda: building_f1.score(truth, props), repeats)
     ours = result.per_image.set_index("image_id")[["tp", "fp", "fn"]].sort_index()
     times = {}
     for name, union_overlay in (("loop", True), ("lean_loop", False)):
@@ -173,7 +173,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1500,15000", help="image counts, comma-separated")
     args = parser.parse_args()
     warm_truth, warm_props = make_case(20, seed=1)  # first-call costs out of the timings
-    metrics.score(warm_truth, warm_props)
+    building_f1.score(warm_truth, warm_props)
     cases = [run_size(int(n)) for n in args.sizes.split(",")]
     print(json.dumps({"benchmark": "score", "baseline": "per-image double loop, bbox pruning",
                       "cases": cases,

@@ -2,7 +2,7 @@
 full) and of the U-Net baseline on CPU; steps per second and peak memory.
 
 Data: the ``smoke`` profile's synthetic chips (256 px, made once by
-:func:`aerialsam.datasets.prepare_training_data` under ``--data`` and reused), Vegas only
+:func:`aerialsam.training.datasets.prepare_training_data` under ``--data`` and reused), Vegas only
 (18 training chips: 9 steps per epoch at batch 2). SAM 2.1 tiny with random weights at
 ``--image-size`` (256: the chips' own size), fp32, batch 2, one process with torch's default
 threads.
@@ -16,10 +16,10 @@ Each case runs in a fresh child process, so that its peak RSS (``ru_maxrss``) is
 - ``full``: every SAM 2 weight trained (the encoder at ``lr * encoder_lr_scale``);
 - ``unet``: the U-Net baseline (``small``) on the same chips at the same batch.
 
-Why not ``train.train``: its ``seconds`` column gives wall time only, and on a shared machine
+Why not ``loop.train``: its ``seconds`` column gives wall time only, and on a shared machine
 wall time mostly measures the neighbours. The children build the run exactly as ``train``
-does (``train._setup``) and take exactly its steps (``train._batches``,
-``train._micro_step``, ``train._optimizer_step``: data loading, collate, forward, backward,
+does (``loop._setup``) and take exactly its steps (``loop._batches``,
+``loop._micro_step``, ``loop._optimizer_step``: data loading, collate, forward, backward,
 clipping, AdamW) without its logging, checkpoints and validation, timing each step in wall
 and in process CPU seconds (all threads). Per case the first step is dropped (one-time
 allocations); the shortest step is the figure (as ``_timing.best_time``: the machine is
@@ -31,7 +31,7 @@ taken before it; ``--quick`` skips it). Ratios: the baseline's time over the cas
 
 ``--demo-metrics`` also trains SAM 2 (decoder, prompt none) and the U-Net with the ``demo``
 profile (synthetic AOIs, 512 px chips, SAM 2 at 512, batch 4, 200 steps; long: tens of
-minutes on 2 cores) through ``train.train`` and reports the validation pixel IoU and SpaceNet
+minutes on 2 cores) through ``loop.train`` and reports the validation pixel IoU and SpaceNet
 F1 they reach (``--demo-profile smoke`` runs the same path in about a minute).
 
 Run: ``.venv/bin/python benchmarks/bench_train.py [--quick] [--image-size 256]
@@ -57,8 +57,8 @@ from typing import Any
 import torch
 
 from aerialsam import config as profiles
-from aerialsam import datasets, train, train_config
-from aerialsam.train_logs import validate
+from aerialsam.training import datasets, loop, train_config
+from aerialsam.training.logs import validate
 
 CASES: dict[str, dict[str, Any]] = {
     "decoder_cache": {"model": "sam2", "regime": "decoder", "embedding_cache": True},
@@ -91,14 +91,14 @@ def _run_config(case: str, image_size: int) -> train_config.TrainConfig:
 
 
 def _timed_steps(ctx: Any, count: int) -> list[dict[str, float]]:
-    """Take ``count`` training steps as ``train.train`` does; wall and CPU time of each."""
-    batches = train._batches(ctx, 0)
+    """Take ``count`` training steps as ``loop.train`` does; wall and CPU time of each."""
+    batches = loop._batches(ctx, 0)
     records = []
     for step in range(count):
         wall, cpu = time.perf_counter(), time.process_time()
         epoch, batch = next(batches)
-        loss, _ = train._micro_step(ctx, batch, step, sync=True)
-        train._optimizer_step(ctx)
+        loss, _ = loop._micro_step(ctx, batch, step, sync=True)
+        loop._optimizer_step(ctx)
         records.append({"epoch": epoch, "wall": time.perf_counter() - wall,
                         "cpu": time.process_time() - cpu, "loss": loss})
     return records
@@ -132,10 +132,10 @@ def _cache_figures(ctx: Any, records: list[dict[str, float]], per_epoch: int,
 def child(case: str, data_root: Path, runs_dir: Path, mode: str, image_size: int) -> dict:
     """One case in this (fresh) process: its step timings and peak RSS (and, for the
     baseline outside quick mode, the final validation's time)."""
-    data = train.TrainData(*(data_root / name for name in ("chips", "masks", "splits.csv")))
+    data = loop.TrainData(*(data_root / name for name in ("chips", "masks", "splits.csv")))
     steps = STEPS[mode]
     start_rss = _peak_rss_mb()
-    ctx = train._setup(_run_config(case, image_size), data, runs_dir / case)
+    ctx = loop._setup(_run_config(case, image_size), data, runs_dir / case)
     per_epoch = len(ctx.train) // BATCH
     count = per_epoch + steps["warm"] if case == "decoder_cache" else steps[case] + 1
     records = _timed_steps(ctx, count)
@@ -175,9 +175,9 @@ def _spawn(case: str, args: argparse.Namespace, runs_dir: Path) -> dict:
 def demo_metrics(data_root: Path, runs_dir: Path, steps: int | None,
                  profile_name: str = "demo") -> dict[str, Any]:
     """Train SAM 2 (decoder, none) and the U-Net with a profile (``demo``) through
-    ``train.train``; the validation metrics they reach and their wall time."""
+    ``loop.train``; the validation metrics they reach and their wall time."""
     profile = profiles.load_profile(profile_name)
-    data = train.TrainData(*datasets.prepare_training_data(profile, data_root / profile_name))
+    data = loop.TrainData(*datasets.prepare_training_data(profile, data_root / profile_name))
     results = {}
     for name, overrides in (("sam2_decoder_none", {"model": "sam2", "regime": "decoder",
                                                    "prompt": "none"}),
@@ -185,7 +185,7 @@ def demo_metrics(data_root: Path, runs_dir: Path, steps: int | None,
         config = train_config.from_profile(profile, **overrides, device="cpu",
                                            **({"steps": steps} if steps else {}))
         started = time.perf_counter()
-        result = train.train(config, data, runs_dir / name)
+        result = loop.train(config, data, runs_dir / name)
         results[name] = {"steps": result.step, "seconds": round(time.perf_counter() - started, 1),
                          **{k: round(v, 4) for k, v in result.metrics.items()}}
     return results

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from aerialsam import demo, spacenet
+from aerialsam.data import demo, spacenet
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "data" / "spacenet_samples"

@@ -1,6 +1,6 @@
 """A fake public S3 bucket: a real HTTP server on 127.0.0.1 for the download tests and benchmark.
 
-It answers what :class:`aerialsam.s3.BucketClient` asks: ``HEAD`` and ``GET`` of objects
+It answers what :class:`aerialsam.data.s3.BucketClient` asks: ``HEAD`` and ``GET`` of objects
 (with ``Range``), and ``GET /?list-type=2&prefix=…`` (ListObjectsV2 XML in S3's namespace,
 ``page_size`` keys per page, continuation tokens). Faults are injected per key: a dropped
 connection after some bytes, corrupted bytes once, 5xx answers, 403, an ETag that is no md5.

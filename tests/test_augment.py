@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aerialsam import augment
-from aerialsam.augment import AugmentConfig
 from aerialsam.errors import InputError
+from aerialsam.training import augment
+from aerialsam.training.augment import AugmentConfig
 
 GEOMETRY_ONLY = AugmentConfig(brightness=0, contrast=0, saturation=0, scale=(1.0, 1.0))
 COLOUR_ONLY = AugmentConfig(dihedral=False, scale=(1.0, 1.0))

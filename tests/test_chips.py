@@ -13,9 +13,10 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from aerialsam import chips, cli
+from aerialsam import cli
 from aerialsam.errors import InputError
-from aerialsam.stretch import (
+from aerialsam.prep import chips
+from aerialsam.prep.stretch import (
     STRETCH_FILE,
     Stretch,
     apply_stretch,

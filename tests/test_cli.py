@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aerialsam import cli, spacenet
+from aerialsam import cli
+from aerialsam.data import spacenet
 
 
 def test_demo_command_writes_aois(tmp_path: Path, capsys) -> None:

@@ -14,9 +14,10 @@ import pytest
 import rasterio
 from train_fixtures import prepared_data, read_metrics
 
-from aerialsam import cli, runs
+from aerialsam import cli
 from aerialsam.config import stage_paths
-from aerialsam.train_config import make_config
+from aerialsam.training import runs
+from aerialsam.training.train_config import make_config
 
 # the smoke profile cut to Vegas (one validation tile keeps the final tile F1 quick)
 VEGAS_UNET = "profile: smoke\naois: [AOI_2_Vegas]\nmodel: unet\n"

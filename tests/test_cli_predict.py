@@ -15,7 +15,8 @@ import pytest
 import rasterio
 import shapely
 
-from aerialsam import cli, demo, spacenet
+from aerialsam import cli
+from aerialsam.data import demo, spacenet
 from aerialsam.models.sam2 import save_random_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script:FutureWarning")

@@ -14,9 +14,11 @@ import torch
 from scipy import ndimage
 from torch.utils.data import DataLoader
 
-from aerialsam import augment, chips, config, datasets, splits
-from aerialsam.augment import AugmentConfig
+from aerialsam import config
 from aerialsam.errors import InputError
+from aerialsam.prep import chips, splits
+from aerialsam.training import augment, datasets
+from aerialsam.training.augment import AugmentConfig
 
 CHIPS_PER_TILE = 9  # 650 px tiles, 256 px chips overlapping by 32: offsets 0, 224, 448
 

@@ -11,7 +11,7 @@ import pytest
 import rasterio
 from rasterio import features
 
-from aerialsam import demo, spacenet
+from aerialsam.data import demo, spacenet
 from aerialsam.errors import InputError
 
 AOIS = ["AOI_2_Vegas", "AOI_3_Paris", "AOI_4_Shanghai", "AOI_5_Khartoum"]

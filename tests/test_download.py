@@ -14,11 +14,12 @@ import pytest
 import yaml
 from fake_bucket import FakeBucket, make_tarball, tile_objects
 
-from aerialsam import cli, download, download_plan, spacenet
+from aerialsam import cli
+from aerialsam.data import download, download_plan, spacenet
+from aerialsam.data.extract import UnsafeArchiveError, safe_extract
+from aerialsam.data.manifest import default_manifest_path
+from aerialsam.data.s3 import DownloadError, RetryPolicy
 from aerialsam.errors import InputError
-from aerialsam.extract import UnsafeArchiveError, safe_extract
-from aerialsam.manifest import default_manifest_path
-from aerialsam.s3 import DownloadError, RetryPolicy
 
 FAST = RetryPolicy(attempts=3, backoff_s=0.01, timeout_s=10)
 KEY = "spacenet/SN2_buildings/tarballs/SN2_buildings_train_AOI_2_Vegas.tar.gz"

@@ -18,17 +18,21 @@ import pandas as pd
 import pytest
 from shapely.geometry import box
 
-from aerialsam import cli, spacenet, viz_evaluate, widgets
+from aerialsam import cli
+from aerialsam.book import studies
 from aerialsam.config import load_profile, stage_paths
-from aerialsam.datasets import prepare_training_data
+from aerialsam.data import spacenet
 from aerialsam.errors import InputError
-from aerialsam.evaluate import ORACLE_NOTE, ZeroShot, evaluate, held_out
-from aerialsam.metrics import score
-from aerialsam.runs import MODEL_FILE, RUN_FILE, write_run_json
-from aerialsam.stretch import STRETCH_FILE, load_stretches
-from aerialsam.train import TrainData, train
-from aerialsam.train_config import from_profile
-from aerialsam.validate import truth_of
+from aerialsam.evaluation import analysis
+from aerialsam.evaluation.per_city import ORACLE_NOTE, ZeroShot, evaluate, held_out
+from aerialsam.metrics.building_f1 import score
+from aerialsam.prep.stretch import STRETCH_FILE, load_stretches
+from aerialsam.training.datasets import prepare_training_data
+from aerialsam.training.loop import TrainData, train
+from aerialsam.training.runs import MODEL_FILE, RUN_FILE, write_run_json
+from aerialsam.training.train_config import from_profile
+from aerialsam.training.validation import truth_of
+from aerialsam.viz import results, widgets
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*torch.jit.script:FutureWarning")
 CITY = "AOI_3_Paris"
@@ -128,36 +132,36 @@ def test_a_rerun_reports_the_speed_of_the_prediction_not_of_skipping(
 def test_headline_table_adds_the_2017_rows(unet_run: Path,
                                           report: tuple[Path, pd.DataFrame]) -> None:
     _, summary = report
-    names = viz_evaluate.model_names([str(unet_run), "sam2-oracle"])
+    names = analysis.model_names([str(unet_run), "sam2-oracle"])
     assert names == {"unet_tiny": "U-Net (unet_tiny)",
                      "sam2-oracle": "SAM 2 + true boxes (ORACLE: upper bound)"}
-    table = viz_evaluate.headline_table(summary, names, "val")
+    table = analysis.headline_table(summary, names, "val")
     assert list(table.columns) == ["Las Vegas", "Paris", "Shanghai", "Khartoum", "overall",
                                    "precision", "recall", "images/s", "scored on"]
     assert table.loc["2017: XD_XD (1st)", ["Las Vegas", "Paris", "Shanghai", "Khartoum",
                                           "overall"]].tolist() == [0.885, 0.745, 0.597, 0.544,
                                                                    0.688]
     assert table.loc["2017: nofto (3rd)", "overall"] == 0.579
-    assert table.loc["2017: wleite (2nd)", "scored on"] == viz_evaluate.SCORED_2017
+    assert table.loc["2017: wleite (2nd)", "scored on"] == analysis.SCORED_2017
     assert table.loc["U-Net (unet_tiny)", "scored on"] == "val tiles here"
     assert np.isnan(table.loc["U-Net (unet_tiny)", "Las Vegas"])  # not evaluated there
-    html = viz_evaluate.show_headline(table, "val").to_html()
+    html = results.show_headline(table, "val").to_html()
     assert "nan" not in html.lower() and "—" in html and "0.885" in html
     assert "this run's val tiles" in html and "own test set" in html
-    assert viz_evaluate.SCORED_2017 not in html  # said once, in the caption
-    assert viz_evaluate.best_honest(summary) == "unet_tiny"
+    assert analysis.SCORED_2017 not in html  # said once, in the caption
+    assert analysis.best_honest(summary) == "unet_tiny"
 
 
 def test_error_analysis_counts_every_polygon(data: Path, unet_run: Path,
                                              report: tuple[Path, pd.DataFrame]) -> None:
     out, _ = report
-    result = viz_evaluate.load_result(out, str(unet_run), stage_paths(data).splits, "val")
-    by_size = viz_evaluate.f1_by_size(result)
+    result = analysis.load_result(out, str(unet_run), stage_paths(data).splits, "val")
+    by_size = analysis.f1_by_size(result)
     truth = result.truth[result.truth["status"] != "dropped"]
     assert by_size["tp"].sum() == (truth["status"] == "matched").sum()
     assert by_size["fn"].sum() == (truth["status"] == "missed").sum()
     assert by_size["fp"].sum() == (result.proposals["status"] == "false").sum()
-    merged = viz_evaluate.merged_buildings(result)
+    merged = analysis.merged_buildings(result)
     assert merged.loc["Paris", "buildings"] == len(truth)
     assert merged.loc["Paris", "proposals"] == (result.proposals["status"] != "dropped").sum()
 
@@ -173,23 +177,23 @@ def test_merged_buildings_and_size_bins_on_known_polygons() -> None:
     # matched exactly: the proposal merges two buildings, both missed
     result = _scored([box(0, 0, 10, 10), box(10, 0, 20, 10), box(50, 50, 80, 80)],
                      [box(0, 0, 20, 10), box(50, 50, 80, 80)])
-    merged = viz_evaluate.merged_buildings(result)
+    merged = analysis.merged_buildings(result)
     assert merged.loc["Paris"].to_dict() == {"proposals": 2, "merging": 1,
                                              "buildings_merged": 2, "buildings": 3}
-    sizes = viz_evaluate.f1_by_size(result)
+    sizes = analysis.f1_by_size(result)
     # the 200 px² proposal has IoU 0.5 with each building (not above): a false positive
     assert sizes.loc["100-250"].to_dict() == {"tp": 0, "fn": 2, "fp": 1, "f1": 0.0}
     assert sizes.loc["500-1000"].to_dict() == {"tp": 1, "fn": 0, "fp": 0, "f1": 1.0}
     assert sizes.loc["20-100", ["tp", "fn", "fp"]].tolist() == [0, 0, 0]
     assert np.isnan(sizes.loc["20-100", "f1"])
-    assert viz_evaluate.worst_tiles(result) == ["AOI_3_Paris_img1"]
+    assert analysis.worst_tiles(result) == ["AOI_3_Paris_img1"]
 
 
 def test_cross_city_matrix_reads_each_summary() -> None:
     summaries = {a: pd.DataFrame([{"model": f"unet_{a}", "f1_AOI_3_Paris": p,
                                    "f1_AOI_4_Shanghai": s}])
                  for a, p, s in (("AOI_3_Paris", 0.6, 0.2), ("AOI_4_Shanghai", 0.1, 0.5))}
-    matrix = viz_evaluate.cross_city_matrix(summaries)
+    matrix = analysis.cross_city_matrix(summaries)
     assert matrix.to_dict() == {"Paris": {"Paris": 0.6, "Shanghai": 0.1},
                                 "Shanghai": {"Paris": 0.2, "Shanghai": 0.5}}
     assert matrix.index.name == "trained on" and matrix.columns.name == "tested on"
@@ -199,14 +203,14 @@ def test_browser_scores_a_tile_as_the_evaluation_did(data: Path,
                                                       report: tuple[Path, pd.DataFrame]) -> None:
     out, _ = report
     paths = stage_paths(data)
-    models = widgets.browsed_models(out, {"unet_tiny": "U-Net"})
-    tiles = viz_evaluate.tiles_by_id(paths.raw)
+    models = analysis.browsed_models(out, {"unet_tiny": "U-Net"})
+    tiles = studies.tiles_by_id(paths.raw)
     per_image = pd.read_csv(out / "unet_tiny" / "per_image.csv").set_index("image_id")
     model = models["U-Net"]
     run_threshold = json.loads((paths.runs / "unet_tiny" / RUN_FILE).read_text())["threshold"]
     assert model.threshold == run_threshold
     for image in per_image.index:
-        result = widgets.tile_result(model, tiles[image], model.threshold)
+        result = analysis.tile_result(model, tiles[image], model.threshold)
         row = result.per_image.iloc[0]
         assert (row.tp, row.fp, row.fn) == tuple(per_image.loc[image, ["tp", "fp", "fn"]])
     data_ = widgets.BrowserData(tiles, load_stretches(paths.chips / STRETCH_FILE), models,
@@ -223,8 +227,8 @@ def test_live_session_is_off_in_a_batch_run(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_eval_split_of_the_profiles() -> None:
-    assert viz_evaluate.eval_split(load_profile("smoke")) == "val"
-    assert viz_evaluate.eval_split(load_profile("demo")) == "test"
+    assert studies.eval_split(load_profile("smoke")) == "val"
+    assert studies.eval_split(load_profile("demo")) == "test"
 
 
 def _error_lines(capsys: pytest.CaptureFixture) -> list[str]:

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aerialsam.errors import InputError
-from aerialsam.manifest import (
+from aerialsam.data.manifest import (
     REPO_MANIFEST,
     default_manifest_path,
     load_manifest,
     manifest_table,
 )
+from aerialsam.errors import InputError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_packaged_copy_is_identical_to_the_top_level_manifest() -> None:
     top = ROOT / "data_manifest.yaml"
     assert REPO_MANIFEST == top
-    assert (ROOT / "aerialsam" / "data_manifest.yaml").read_bytes() == top.read_bytes()
+    assert (ROOT / "aerialsam" / "data" / "data_manifest.yaml").read_bytes() == top.read_bytes()
     assert default_manifest_path().read_bytes() == top.read_bytes()
 
 

@@ -17,8 +17,10 @@ from pyproj import CRS
 from rasterio.errors import NotGeoreferencedWarning
 from shapely.geometry import MultiPolygon, Polygon, box
 
-from aerialsam import chips, cli, masks, masks_batch, spacenet
+from aerialsam import cli
+from aerialsam.data import spacenet
 from aerialsam.errors import InputError
+from aerialsam.prep import chip_masks, chips, masks
 
 
 def _read(path: Path) -> np.ndarray:
@@ -167,7 +169,7 @@ def test_signed_distance_values() -> None:
 
 def test_invalid_polygons_are_repaired_and_counted(caplog: pytest.LogCaptureFixture) -> None:
     bowtie = Polygon([(0, 0), (4, 4), (4, 0), (0, 4)])
-    with caplog.at_level(logging.INFO, logger="aerialsam.masks"):
+    with caplog.at_level(logging.INFO, logger="aerialsam.prep.masks"):
         repaired = masks.repair_polygons([bowtie, box(5, 0, 6, 1), Polygon()], "x.geojson")
     assert len(repaired) == 2 and shapely.is_valid(repaired).all()
     assert repaired[0].area == pytest.approx(8)
@@ -234,45 +236,45 @@ def chip_dir(demo_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_batch_masks_are_the_tile_masks_cut_at_each_chip(chip_dir: Path, tmp_path: Path) -> None:
-    report = masks_batch.write_chip_masks(chip_dir, tmp_path, kinds=masks.MASK_KINDS)
+    report = chip_masks.write_chip_masks(chip_dir, tmp_path, kinds=masks.MASK_KINDS)
     index = chips.read_index(chip_dir / chips.INDEX_FILE)
     assert report.written == 4 * len(index) == 4 * 27 and not report.failures
     for source, rows in index.groupby("source"):
         grid = masks.read_grid(source)
-        labels = masks_batch.spacenet_labels(source, rows["image_id"].iloc[0])
+        labels = chip_masks.spacenet_labels(source, rows["image_id"].iloc[0])
         polygons = masks.read_labels(labels, grid)
         for kind in masks.MASK_KINDS:
             tile = masks.make_mask(polygons, grid.shape, kind)
             for _, row in rows.iterrows():
-                path = masks_batch.mask_path(tmp_path, row, kind)
+                path = chip_masks.mask_path(tmp_path, row, kind)
                 with rasterio.open(path) as mask, rasterio.open(chip_dir / row["path"]) as chip:
                     assert mask.transform == chip.transform and mask.crs == chip.crs
                     window = tile[row["row_off"]:row["row_off"] + 256,
                                   row["col_off"]:row["col_off"] + 256]
                     assert np.array_equal(mask.read(1), window), (path, kind)
-    table = pd.read_csv(tmp_path / masks_batch.MASK_INDEX, keep_default_na=False)
+    table = pd.read_csv(tmp_path / chip_masks.MASK_INDEX, keep_default_na=False)
     assert len(table) == 27 and (tmp_path / table["contact"].iloc[0]).exists()
 
 
 def test_batch_is_idempotent_and_keeps_its_parameters(chip_dir: Path, tmp_path: Path) -> None:
-    first = masks_batch.write_chip_masks(chip_dir, tmp_path)
-    again = masks_batch.write_chip_masks(chip_dir, tmp_path)
+    first = chip_masks.write_chip_masks(chip_dir, tmp_path)
+    again = chip_masks.write_chip_masks(chip_dir, tmp_path)
     assert (first.written, again.written, again.skipped) == (81, 0, 81)
     with pytest.raises(InputError, match="holds masks made with"):
-        masks_batch.write_chip_masks(chip_dir, tmp_path,
-                                     params=masks_batch.MaskParams(contact_spacing=6))
+        chip_masks.write_chip_masks(chip_dir, tmp_path,
+                                     params=chip_masks.MaskParams(contact_spacing=6))
 
 
 def test_chip_windows_of_real_labels_match_the_oracles(atlanta: Path) -> None:
     polygons = masks.read_labels(atlanta / "sample.csv", masks.Grid((900, 900), None,
                                                                     Affine.identity()))
     tree = shapely.STRtree(polygons)
-    params = masks_batch.MaskParams()
+    params = chip_masks.MaskParams()
     for kind, oracle in [("boundary", "sample_b_mask_inner.tif"), ("contact", "sample_c_mask.tif")]:
         truth = _read(atlanta / oracle)
         for row_off, col_off in itertools.product(chips.chip_offsets(900, 256, 32), repeat=2):
             row = {"row_off": row_off, "col_off": col_off, "size": 256}
-            mask = masks_batch.chip_mask(polygons, tree, (900, 900), row, kind, params)
+            mask = chip_masks.chip_mask(polygons, tree, (900, 900), row, kind, params)
             assert np.array_equal(mask, truth[row_off:row_off + 256, col_off:col_off + 256])
 
 

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from shapely.geometry import Polygon, box
 
-from aerialsam import metrics
 from aerialsam.errors import InputError
+from aerialsam.metrics import building_f1
 
 VEGAS = "AOI_2_Vegas_img1"
 PARIS = "AOI_3_Paris_img7"
@@ -28,14 +28,14 @@ def truth(rows: list[tuple]) -> gpd.GeoDataFrame:
     return frame(rows, confidence=False)
 
 
-def counts(result: metrics.ScoreResult, aoi: str = "AOI_2_Vegas") -> tuple[int, int, int]:
+def counts(result: building_f1.ScoreResult, aoi: str = "AOI_2_Vegas") -> tuple[int, int, int]:
     row = result.per_aoi.loc[aoi]
     return int(row.tp), int(row.fp), int(row.fn)
 
 
 def test_reproduces_the_official_sample_scores(samples_dir: Path) -> None:
     folder = samples_dir / "sn2_truth_csv"
-    result = metrics.score_csv(folder / "SN2_sample_truth.csv", folder / "SN2_sample_preds.csv")
+    result = building_f1.score_csv(folder / "SN2_sample_truth.csv", folder / "SN2_sample_preds.csv")
     expected = pd.read_csv(folder / "SN2_sample_expected_scores.csv").set_index("AOI")
     assert list(result.per_aoi.index) == list(expected.index)
     for aoi, row in expected.iterrows():
@@ -55,7 +55,7 @@ def test_reproduces_the_official_sample_scores(samples_dir: Path) -> None:
 
 def test_json_shape_is_the_contract(samples_dir: Path) -> None:
     folder = samples_dir / "sn2_truth_csv"
-    result = metrics.score_csv(folder / "SN2_sample_truth.csv", folder / "SN2_sample_preds.csv")
+    result = building_f1.score_csv(folder / "SN2_sample_truth.csv", folder / "SN2_sample_preds.csv")
     doc = result.to_json_dict()
     assert set(doc) == {"per_aoi", "overall_f1"}
     assert set(doc["per_aoi"]) == {"AOI_2_Vegas", "AOI_5_Khartoum"}
@@ -68,9 +68,9 @@ def test_json_shape_is_the_contract(samples_dir: Path) -> None:
 def test_iou_must_be_strictly_above_half() -> None:
     t = truth([(VEGAS, 1, box(0, 0, 10, 10))])
     exactly_half = frame([(VEGAS, 1, box(0, 0, 10, 5), 1.0)])
-    assert counts(metrics.score(t, exactly_half)) == (0, 1, 1)
+    assert counts(building_f1.score(t, exactly_half)) == (0, 1, 1)
     above = frame([(VEGAS, 1, box(0, 0, 10, 5.1), 1.0)])
-    result = metrics.score(t, above)
+    result = building_f1.score(t, above)
     assert counts(result) == (1, 0, 0)
     assert result.matches["iou"].iloc[0] == pytest.approx(0.51)
 
@@ -79,7 +79,7 @@ def test_higher_confidence_takes_the_truth_first() -> None:
     t = truth([(VEGAS, 1, box(0, 0, 10, 10))])
     # the exact copy has the lower confidence, so the rough one matches and the copy is an FP
     p = frame([(VEGAS, 7, box(0, 0, 10, 10), 0.2), (VEGAS, 8, box(0, 0, 10, 8), 0.9)])
-    result = metrics.score(t, p)
+    result = building_f1.score(t, p)
     assert counts(result) == (1, 1, 0)
     assert result.matches["proposal_id"].tolist() == [8]
 
@@ -87,13 +87,13 @@ def test_higher_confidence_takes_the_truth_first() -> None:
 def test_equal_confidence_keeps_file_order() -> None:
     t = truth([(VEGAS, 1, box(0, 0, 10, 10))])
     p = frame([(VEGAS, 7, box(0, 0, 10, 8), 0.5), (VEGAS, 8, box(0, 0, 10, 10), 0.5)])
-    assert metrics.score(t, p).matches["proposal_id"].tolist() == [7]
+    assert building_f1.score(t, p).matches["proposal_id"].tolist() == [7]
 
 
 def test_proposal_takes_the_unmatched_truth_of_highest_iou() -> None:
     t = truth([(VEGAS, 1, box(0, 0, 10, 10)), (VEGAS, 2, box(0, 2, 10, 12))])
     p = frame([(VEGAS, 1, box(0, 2, 10, 11), 0.9), (VEGAS, 2, box(0, 1, 10, 10), 0.5)])
-    result = metrics.score(t, p)
+    result = building_f1.score(t, p)
     pairs = dict(zip(result.matches["proposal_id"], result.matches["truth_id"], strict=True))
     assert pairs == {1: 2, 2: 1}  # the second proposal's best truth (2) was already taken
     assert counts(result) == (2, 0, 0)
@@ -102,7 +102,7 @@ def test_proposal_takes_the_unmatched_truth_of_highest_iou() -> None:
 def test_area_floor_drops_small_truth_and_proposals() -> None:
     t = truth([(VEGAS, 1, box(0, 0, 4, 4)), (VEGAS, 2, box(50, 50, 60, 60))])
     p = frame([(VEGAS, 1, box(0, 0, 4, 4.9), 1.0), (VEGAS, 2, box(50, 50, 60, 60), 1.0)])
-    result = metrics.score(t, p)
+    result = building_f1.score(t, p)
     assert counts(result) == (1, 0, 0)
     assert result.truth["status"].tolist() == ["dropped", "matched"]
     assert result.proposals["status"].tolist() == ["dropped", "matched"]
@@ -112,7 +112,7 @@ def test_sums_per_aoi_and_overall_is_mean_of_aoi_f1() -> None:
     t = truth([(VEGAS, 1, box(0, 0, 10, 10)), (PARIS, 1, box(0, 0, 10, 10)),
                (PARIS, 2, box(20, 0, 30, 10))])
     p = frame([(VEGAS, 1, box(0, 0, 10, 10), 1.0), (PARIS, 1, box(0, 0, 10, 10), 1.0)])
-    result = metrics.score(t, p)
+    result = building_f1.score(t, p)
     assert result.per_aoi.loc["AOI_2_Vegas", "f1"] == 1.0
     assert result.per_aoi.loc["AOI_3_Paris", "f1"] == pytest.approx(2 / 3)
     assert result.overall_f1 == pytest.approx((1 + 2 / 3) / 2)
@@ -123,8 +123,8 @@ def test_unknown_and_empty_images(caplog: pytest.LogCaptureFixture) -> None:
     ids = [VEGAS, "AOI_2_Vegas_img2", "AOI_2_Vegas_img3"]  # img2, img3: no buildings
     p = frame([(VEGAS, 1, box(0, 0, 10, 10), 1.0), ("AOI_2_Vegas_img3", 1, box(0, 0, 9, 9), 1.0),
                ("AOI_2_Vegas_img99", 1, box(0, 0, 9, 9), 1.0)])
-    with caplog.at_level(logging.WARNING, logger="aerialsam.metrics"):
-        result = metrics.score(t, p, truth_image_ids=ids)
+    with caplog.at_level(logging.WARNING, logger="aerialsam.metrics.building_f1"):
+        result = building_f1.score(t, p, truth_image_ids=ids)
     assert result.unknown_images == ["AOI_2_Vegas_img99"]
     assert "AOI_2_Vegas_img99" in caplog.text
     per_image = result.per_image.set_index("image_id")
@@ -138,12 +138,12 @@ def test_invalid_proposals_are_repaired() -> None:
     spiked = Polygon([(0, 0), (10, 0), (10, 10), (0, 10), (0, 5), (-5, 5), (0, 5)])
     bowtie = Polygon([(20, 0), (30, 10), (30, 0), (20, 10)])
     assert not spiked.is_valid and not bowtie.is_valid
-    repaired = metrics.repair_polygons(np.array([spiked, bowtie], dtype=object))
+    repaired = building_f1.make_valid_polygons(np.array([spiked, bowtie], dtype=object))
     assert repaired[0].equals(box(0, 0, 10, 10))
     assert repaired[1].area == pytest.approx(50)
     t = truth([(VEGAS, 1, box(0, 0, 10, 10)), (VEGAS, 2, box(20, 0, 30, 10))])
     p = frame([(VEGAS, 1, spiked, 1.0), (VEGAS, 2, bowtie, 1.0)])
-    result = metrics.score(t, p)
+    result = building_f1.score(t, p)
     assert counts(result) == (1, 1, 1)  # the bowtie's two triangles give IoU 0.5 exactly
 
 
@@ -154,7 +154,7 @@ def test_no_proposals_gives_all_false_negatives(tmp_path: Path) -> None:
     header_only = tmp_path / "header.csv"
     header_only.write_text("ImageId,BuildingId,PolygonWKT_Pix,Confidence\n")
     for path in (empty, header_only):
-        result = metrics.score(t, metrics.read_proposals_csv(path))
+        result = building_f1.score(t, building_f1.read_proposals_csv(path))
         assert counts(result) == (0, 0, 2)
         assert result.overall_f1 == 0.0
 
@@ -165,15 +165,15 @@ def test_proposal_csv_errors_name_file_and_line(tmp_path: Path) -> None:
     bad_conf = tmp_path / "conf.csv"
     bad_conf.write_text(header + good + f'{VEGAS},1,"POLYGON ((0 0,9 0,9 9,0 0))",high\n')
     with pytest.raises(InputError, match=r"conf\.csv, line 3: non-numeric Confidence 'high'"):
-        metrics.read_proposals_csv(bad_conf)
+        building_f1.read_proposals_csv(bad_conf)
     bad_wkt = tmp_path / "wkt.csv"
     bad_wkt.write_text(header + good + good + f'{VEGAS},2,"POLYGON ((0 0,9 0",0.5\n')
     with pytest.raises(InputError, match=r"wkt\.csv, line 4: unparsable WKT"):
-        metrics.read_proposals_csv(bad_wkt)
+        building_f1.read_proposals_csv(bad_wkt)
     no_conf = tmp_path / "noconf.csv"
     no_conf.write_text("ImageId,BuildingId,PolygonWKT_Pix\n" + good.rsplit(",", 1)[0] + "\n")
     with pytest.raises(InputError, match="missing column 'Confidence'"):
-        metrics.read_proposals_csv(no_conf)
+        building_f1.read_proposals_csv(no_conf)
 
 
 def test_pixel_scores_per_image_and_overall() -> None:
@@ -181,10 +181,10 @@ def test_pixel_scores_per_image_and_overall() -> None:
     truth_masks[0, :2, :2] = 255
     pred = np.zeros((2, 4, 4), dtype=np.float32)
     pred[0, :2, :3] = 0.9  # 4 TP, 2 FP
-    per_image, overall = metrics.pixel_scores(pred, truth_masks > 0)
+    per_image, overall = building_f1.pixel_scores(pred, truth_masks > 0)
     assert per_image[["tp", "fp", "fn"]].values.tolist() == [[4, 2, 0], [0, 0, 0]]
     assert per_image["iou"].tolist() == pytest.approx([4 / 6, 1.0])
     assert per_image["f1"].tolist() == pytest.approx([8 / 10, 1.0])
     assert overall == pytest.approx({"tp": 4, "fp": 2, "fn": 0, "iou": 4 / 6, "f1": 0.8})
     with pytest.raises(ValueError, match="shape"):
-        metrics.pixel_scores(pred[0], truth_masks)
+        building_f1.pixel_scores(pred[0], truth_masks)

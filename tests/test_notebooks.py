@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from aerialsam import notebooks
+from aerialsam.book import notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = notebooks.toc_notebooks(ROOT)

@@ -17,11 +17,9 @@ import shapely
 from rasterio.windows import Window
 from sam2.modeling.sam2_base import SAM2Base
 
-from aerialsam import spacenet
-from aerialsam.chips import find_sources
+from aerialsam.data import spacenet
 from aerialsam.errors import InputError
-from aerialsam.models.sam2 import load_sam2, make_predictor
-from aerialsam.predict import (
+from aerialsam.inference.chip_models import (
     AutoSettings,
     BuildingFilter,
     Sam2Auto,
@@ -30,9 +28,11 @@ from aerialsam.predict import (
     paint,
     sam2_factory,
 )
-from aerialsam.prompts import Prompts, oracle_prompts
-from aerialsam.stretch import apply_stretch, compute_stretch
-from aerialsam.tiling import predict_raster
+from aerialsam.inference.prompts import Prompts, oracle_prompts
+from aerialsam.inference.tiling import predict_raster
+from aerialsam.models.sam2 import load_sam2, make_predictor
+from aerialsam.prep.chips import find_sources
+from aerialsam.prep.stretch import apply_stretch, compute_stretch
 
 SIZE = 256
 # SAM 2's automatic generator and predictor call the deprecated torch.jit.script.

@@ -12,9 +12,9 @@ import rasterio
 import shapely
 from rasterio.windows import Window
 
-from aerialsam import spacenet
+from aerialsam.data import spacenet
 from aerialsam.errors import InputError
-from aerialsam.prompts import (
+from aerialsam.inference.prompts import (
     MIN_BOX_SIDE,
     Prompts,
     oracle_prompts,
@@ -180,7 +180,7 @@ def test_prompts_outside_the_image_refused(tile: spacenet.Tile, grid: dict) -> N
 
 def test_oracle_prompts_are_the_ground_truth_boxes(tile: spacenet.Tile,
                                                    caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level("INFO", logger="aerialsam.prompts"):
+    with caplog.at_level("INFO", logger="aerialsam.inference.prompts"):
         boxes = oracle_prompts(tile)
     assert "from the ground truth" in caplog.text
     labels = np.asarray(spacenet.read_tile_labels(tile, pixel=True).geometry.array)

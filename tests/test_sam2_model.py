@@ -20,10 +20,12 @@ import rasterio
 import torch
 from sam2.sam2_image_predictor import SAM2ImagePredictor
 
-from aerialsam import demo, spacenet
+from aerialsam.data import demo, spacenet
+from aerialsam.data.s3 import RetryPolicy
 from aerialsam.errors import InputError
+from aerialsam.models import checkpoints
 from aerialsam.models import sam2 as sam2_model
-from aerialsam.stretch import apply_stretch, compute_stretch
+from aerialsam.prep.stretch import apply_stretch, compute_stretch
 
 SIZE = 256
 Serve = Callable[..., str]
@@ -46,9 +48,10 @@ def tiny_state(tiny_ckpt: Path) -> dict[str, torch.Tensor]:
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """An empty cache, no URL override, and no proxy between us and 127.0.0.1."""
-    monkeypatch.setenv(sam2_model.CACHE_ENV, str(tmp_path / "cache"))
-    monkeypatch.delenv(sam2_model.URL_ENV, raising=False)
+    """An empty cache, no URL override, quick retries, no proxy between us and 127.0.0.1."""
+    monkeypatch.setattr(checkpoints, "DEFAULT_RETRY", RetryPolicy(2, 0.01, 0.01, 10.0))
+    monkeypatch.setenv(checkpoints.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.delenv(checkpoints.URL_ENV, raising=False)
     for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
@@ -104,7 +107,7 @@ def test_explicit_path_round_trip(tiny_ckpt: Path, tiny_state: dict) -> None:
     assert model.image_size == SIZE
     assert model.sam_prompt_encoder.image_embedding_size == (SIZE // 16, SIZE // 16)
     # The saved weights are not the seed-0 ones a "random" model gets.
-    assert not torch.equal(sam2_model.build_model("tiny", SIZE, seed=0).no_mem_embed,
+    assert not torch.equal(sam2_model.random_sam2("tiny", SIZE, seed=0).no_mem_embed,
                            tiny_state["no_mem_embed"])
 
 
@@ -113,16 +116,16 @@ def test_cache_dir_round_trip(tiny_ckpt: Path, tiny_state: dict, tmp_path: Path,
     cache = tmp_path / "my-cache"
     cache.mkdir()
     (cache / "sam2.1_hiera_tiny.pt").symlink_to(tiny_ckpt)
-    monkeypatch.setenv(sam2_model.CACHE_ENV, str(cache))
+    monkeypatch.setenv(checkpoints.CACHE_ENV, str(cache))
     # A refusing URL proves the cached file is used without any download attempt.
-    monkeypatch.setenv(sam2_model.URL_ENV, _closed_port_url())
-    assert sam2_model.resolve_checkpoint("tiny") == cache / "sam2.1_hiera_tiny.pt"
+    monkeypatch.setenv(checkpoints.URL_ENV, _closed_port_url())
+    assert checkpoints.resolve_checkpoint("tiny") == cache / "sam2.1_hiera_tiny.pt"
     _assert_weights(sam2_model.load_sam2("tiny", device="cpu", image_size=SIZE), tiny_state)
 
 
 def test_download_round_trip(tiny_ckpt: Path, tiny_state: dict, tmp_path: Path,
                              serve: Serve, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(sam2_model.URL_ENV, serve(tiny_ckpt.parent) + "/")
+    monkeypatch.setenv(checkpoints.URL_ENV, serve(tiny_ckpt.parent) + "/")
     model = sam2_model.load_sam2("tiny", device="cpu", image_size=SIZE)
     cached = tmp_path / "cache" / "sam2.1_hiera_tiny.pt"
     assert cached.read_bytes() == tiny_ckpt.read_bytes()
@@ -132,13 +135,13 @@ def test_download_round_trip(tiny_ckpt: Path, tiny_state: dict, tmp_path: Path,
 
 def test_download_base_url_argument(tiny_ckpt: Path, tmp_path: Path, serve: Serve) -> None:
     dest = tmp_path / "elsewhere" / "t.pt"
-    sam2_model.download_checkpoint("tiny", dest, base_url=serve(tiny_ckpt.parent))
+    checkpoints.download_checkpoint("tiny", dest, base=serve(tiny_ckpt.parent))
     assert dest.read_bytes() == tiny_ckpt.read_bytes()
 
 
 def test_refused_download_says_where_to_put_the_file(tmp_path: Path) -> None:
-    with pytest.raises(sam2_model.CheckpointError) as info:
-        sam2_model.load_sam2("tiny", device="cpu", image_size=SIZE, base_url=_closed_port_url())
+    with pytest.raises(checkpoints.CheckpointError) as info:
+        sam2_model.load_sam2("tiny", device="cpu", image_size=SIZE, base=_closed_port_url())
     message = str(info.value)
     cached = tmp_path / "cache" / "sam2.1_hiera_tiny.pt"
     assert str(cached) in message and "sam2.1_hiera_tiny.pt" in message
@@ -150,19 +153,32 @@ def test_refused_download_says_where_to_put_the_file(tmp_path: Path) -> None:
 def test_missing_file_on_server(tmp_path: Path, serve: Serve) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
-    with pytest.raises(sam2_model.CheckpointError, match="HTTP 404"):
-        sam2_model.resolve_checkpoint("small", base_url=serve(empty))
+    with pytest.raises(checkpoints.CheckpointError, match="HTTP 404"):
+        checkpoints.resolve_checkpoint("small", base=serve(empty))
 
 
-def test_short_download_leaves_nothing(tiny_ckpt: Path, tmp_path: Path, serve: Serve) -> None:
-    with pytest.raises(sam2_model.CheckpointError,
-                       match=rf"received {tiny_ckpt.stat().st_size} of"):
-        sam2_model.resolve_checkpoint("tiny", base_url=serve(tiny_ckpt.parent, _LyingHandler))
-    assert not any((tmp_path / "cache").iterdir())
+def test_short_download_keeps_only_a_partial_file(tiny_ckpt: Path, tmp_path: Path,
+                                                  serve: Serve) -> None:
+    size = tiny_ckpt.stat().st_size
+    with pytest.raises(checkpoints.CheckpointError,
+                       match=rf"connection closed at byte {size} of {size + 1000}"):
+        checkpoints.resolve_checkpoint("tiny", base=serve(tiny_ckpt.parent, _LyingHandler))
+    # nothing at the final name; the bytes so far wait for the next try to resume
+    assert [p.name for p in (tmp_path / "cache").iterdir()] == [".sam2.1_hiera_tiny.pt.part"]
+
+
+def test_download_completes_a_partial_file(tiny_ckpt: Path, tmp_path: Path,
+                                           serve: Serve) -> None:
+    dest = tmp_path / "cache" / "sam2.1_hiera_tiny.pt"
+    dest.parent.mkdir()
+    checkpoints.partial_path(dest).write_bytes(tiny_ckpt.read_bytes()[:1000])
+    assert checkpoints.resolve_checkpoint("tiny", base=serve(tiny_ckpt.parent)) == dest
+    assert dest.read_bytes() == tiny_ckpt.read_bytes()
+    assert not checkpoints.partial_path(dest).exists()
 
 
 def test_explicit_path_not_found(tmp_path: Path) -> None:
-    with pytest.raises(sam2_model.CheckpointError, match="checkpoint file not found"):
+    with pytest.raises(checkpoints.CheckpointError, match="checkpoint file not found"):
         sam2_model.load_sam2("tiny", tmp_path / "nope.pt", device="cpu", image_size=SIZE)
 
 
@@ -170,7 +186,7 @@ def test_explicit_path_not_found(tmp_path: Path) -> None:
 def test_corrupt_checkpoint(tmp_path: Path, content: bytes) -> None:
     path = tmp_path / "sam2.1_hiera_tiny.pt"
     path.write_bytes(content)
-    with pytest.raises(sam2_model.CheckpointError) as info:
+    with pytest.raises(checkpoints.CheckpointError) as info:
         sam2_model.load_sam2("tiny", path, device="cpu", image_size=SIZE)
     assert str(info.value).startswith(f"{path}: not a readable PyTorch checkpoint")
     assert "corrupt or truncated" in str(info.value)
@@ -179,20 +195,20 @@ def test_corrupt_checkpoint(tmp_path: Path, content: bytes) -> None:
 def test_truncated_checkpoint(tiny_ckpt: Path, tmp_path: Path) -> None:
     path = tmp_path / "cut.pt"
     path.write_bytes(tiny_ckpt.read_bytes()[:100_000])
-    with pytest.raises(sam2_model.CheckpointError, match="corrupt or truncated"):
-        sam2_model.read_checkpoint(path)
+    with pytest.raises(checkpoints.CheckpointError, match="corrupt or truncated"):
+        checkpoints.read_checkpoint(path)
 
 
 def test_checkpoint_without_model_entry(tiny_state: dict, tmp_path: Path) -> None:
     path = tmp_path / "bare.pt"
     torch.save(tiny_state, path)  # a bare state dict, not {"model": ...}
-    with pytest.raises(sam2_model.CheckpointError, match="no 'model' state dict"):
-        sam2_model.read_checkpoint(path)
+    with pytest.raises(checkpoints.CheckpointError, match="no 'model' state dict"):
+        checkpoints.read_checkpoint(path)
 
 
 def test_wrong_variant_checkpoint(tmp_path: Path) -> None:
     path = sam2_model.save_random_checkpoint("small", tmp_path / "s.pt", image_size=SIZE)
-    with pytest.raises(sam2_model.CheckpointError) as info:
+    with pytest.raises(checkpoints.CheckpointError) as info:
         sam2_model.load_sam2("tiny", path, device="cpu", image_size=SIZE)
     message = str(info.value)
     assert message.startswith(f"{path}: does not match SAM 2.1 'tiny'")
@@ -202,12 +218,12 @@ def test_wrong_variant_checkpoint(tmp_path: Path) -> None:
 
 
 def test_altered_and_sam20_checkpoints(tiny_state: dict, tmp_path: Path) -> None:
-    model = sam2_model.build_model("tiny", SIZE)
+    model = sam2_model.random_sam2("tiny", SIZE)
     bent = dict(tiny_state, no_mem_embed=torch.zeros(1, 1, 128))
-    with pytest.raises(sam2_model.CheckpointError, match="not a SAM 2.1 'tiny' checkpoint"):
+    with pytest.raises(checkpoints.CheckpointError, match="not a SAM 2.1 'tiny' checkpoint"):
         sam2_model.check_state_dict(model, bent, "tiny", "bent.pt")
     old = {k: v for k, v in tiny_state.items() if k not in sam2_model._SAM21_ONLY_KEYS}
-    with pytest.raises(sam2_model.CheckpointError, match="looks like a SAM 2.0 checkpoint"):
+    with pytest.raises(checkpoints.CheckpointError, match="looks like a SAM 2.0 checkpoint"):
         sam2_model.check_state_dict(model, old, "tiny", "old.pt")
 
 
@@ -237,21 +253,8 @@ def test_bad_arguments(kwargs: dict, match: str) -> None:
         sam2_model.load_sam2(**{"checkpoint": "random", "image_size": SIZE, **kwargs})
 
 
-def test_devices() -> None:
-    assert sam2_model.pick_device("cpu") == torch.device("cpu")
-    best = "cuda" if torch.cuda.is_available() else "mps" if sam2_model._mps_available() else "cpu"
-    assert sam2_model.pick_device("auto").type == best
-    assert sam2_model.pick_device(torch.device("cpu")) == torch.device("cpu")
-    assert sam2_model.autocast_dtype("cpu") is None
-    with sam2_model.autocast("cpu"):
-        assert torch.ones(2, 2).matmul(torch.ones(2, 2)).dtype == torch.float32
-    if not torch.cuda.is_available():
-        with pytest.raises(InputError, match="not available"):
-            sam2_model.pick_device("cuda")
-
-
 def test_feature_sizes_match_sam2_at_1024() -> None:
-    model = sam2_model.build_model("tiny", SIZE)
+    model = sam2_model.random_sam2("tiny", SIZE)
     # SAM 2's own predictor hard-codes the 1024-px sizes: ours agree there.
     assert SAM2ImagePredictor(model)._bb_feat_sizes == sam2_model.feature_sizes(1024)
     assert sam2_model.feature_sizes(SIZE) == [(64, 64), (32, 32), (16, 16)]

@@ -12,7 +12,7 @@ import pytest
 import rasterio
 from shapely.geometry import box
 
-from aerialsam import spacenet
+from aerialsam.data import spacenet
 from aerialsam.errors import InputError
 
 

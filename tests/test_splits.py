@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aerialsam import splits
 from aerialsam.errors import InputError
+from aerialsam.prep import splits
 
 TILE = 650 * 2.7e-6
 

@@ -17,11 +17,11 @@ from affine import Affine
 from rasterio.windows import Window
 
 from aerialsam.errors import InputError
+from aerialsam.inference.chip_models import Sam2Prompted
+from aerialsam.inference.prompts import Prompts
+from aerialsam.inference.tiling import NO_FLIP, Flip, blend_weights, predict_raster
 from aerialsam.models.sam2 import load_sam2
-from aerialsam.predict import Sam2Prompted
-from aerialsam.prompts import Prompts
-from aerialsam.stretch import Stretch, apply_stretch, compute_stretch
-from aerialsam.tiling import NO_FLIP, Flip, blend_weights, predict_raster
+from aerialsam.prep.stretch import Stretch, apply_stretch, compute_stretch
 
 TRANSFORM = Affine(0.3, 0.0, 500_000.0, 0.0, -0.3, 4_000_000.0)
 CRS = "EPSG:32611"

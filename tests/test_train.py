@@ -2,7 +2,7 @@
 learning-rate schedule, refusals before training.
 
 Runs are tiny (Vegas only, batch 2, 2-4 steps, SAM 2 tiny at 64 px) and most skip the
-tile-level validation (``fake_validate``): ``test_cli_finetune.py`` runs the real one.
+tile-level validation (``fake_validation_row``): ``test_cli_finetune.py`` runs the real one.
 """
 
 from __future__ import annotations
@@ -17,41 +17,41 @@ import torch
 from train_fixtures import (
     assert_same_weights,
     checkpoint_weights,
-    fake_validate,
+    fake_validation_row,
     final_weights,
     prepared_data,
     read_metrics,
     tiny_config,
 )
 
-from aerialsam import embedding_cache, runs, train, train_tasks
-from aerialsam.embedding_cache import EmbeddingCache, checkpoint_identity, model_key
 from aerialsam.errors import InputError
 from aerialsam.models.lora import LoRALinear, add_lora, merge_lora
 from aerialsam.models.sam2 import load_sam2, save_random_checkpoint
-from aerialsam.models.sam2_batch import encode
+from aerialsam.models.sam2_calls import encode
+from aerialsam.training import embedding_cache, kinds, loop, runs, tasks
+from aerialsam.training.embedding_cache import EmbeddingCache, checkpoint_identity, model_key
 
 UNET = {"model": "unet", "steps": 4, "checkpoint_every": 2, "warmup_steps": 1}
 SAM2 = {"model": "sam2", "regime": "decoder", "steps": 4, "checkpoint_every": 4}
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> train.TrainData:
+def data(tmp_path_factory: pytest.TempPathFactory) -> loop.TrainData:
     return prepared_data(tmp_path_factory)[1]
 
 
 @pytest.fixture(autouse=True)
 def no_tile_validation(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(train, "validate", fake_validate)
+    monkeypatch.setattr(loop, "validation_row", fake_validation_row)
 
 
 @pytest.fixture(scope="module")
-def unet_straight(data: train.TrainData, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def unet_straight(data: loop.TrainData, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A U-Net run of 4 steps without interruption."""
     run_dir = tmp_path_factory.mktemp("unet") / "straight"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train, "validate", fake_validate)
-        result = train.train(tiny_config(**UNET), data, run_dir)
+        patch.setattr(loop, "validation_row", fake_validation_row)
+        result = loop.train(tiny_config(**UNET), data, run_dir)
     assert result.step == 4
     return run_dir
 
@@ -74,26 +74,26 @@ def test_logged_lr_follows_warmup_then_cosine(unet_straight: Path) -> None:
     config = tiny_config(**UNET)
     rows = [r for r in read_metrics(unet_straight) if r["split"] == "train"]
     # the logged lr is the one the next step will use (the scheduler has stepped)
-    expected = [config.lr * train.lr_lambda(s, 1, 4) for s in (1, 2, 3, 4)]
+    expected = [config.lr * loop.lr_lambda(s, 1, 4) for s in (1, 2, 3, 4)]
     assert [float(r["lr"]) for r in rows] == pytest.approx(expected)
     assert float(rows[-1]["lr"]) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_lr_lambda_values() -> None:
-    values = [train.lr_lambda(s, warmup=2, total=6) for s in range(8)]
+    values = [loop.lr_lambda(s, warmup=2, total=6) for s in range(8)]
     assert values[:2] == [0.5, 1.0]  # linear warm-up, reaching 1 at the last warm-up step
     # cosine over the remaining 4 steps: 1, cos^2(pi/8), 1/2, sin^2(pi/8), 0, then stays 0
     assert values[2:] == pytest.approx([1.0, math.cos(math.pi / 8) ** 2, 0.5,
                                         math.sin(math.pi / 8) ** 2, 0.0, 0.0])
 
 
-def test_unet_resume_is_exact(unet_straight: Path, data: train.TrainData,
+def test_unet_resume_is_exact(unet_straight: Path, data: loop.TrainData,
                               tmp_path: Path) -> None:
     run_dir = tmp_path / "split"
-    first = train.train(tiny_config(**UNET), data, run_dir, stop_after=2)
+    first = loop.train(tiny_config(**UNET), data, run_dir, stop_after=2)
     assert first.step == 2 and not (run_dir / runs.MODEL_FILE).exists()
     assert "threshold" not in runs.read_run(run_dir)
-    second = train.train(tiny_config(**UNET), data, run_dir, resume=True)
+    second = loop.train(tiny_config(**UNET), data, run_dir, resume=True)
     assert second.step == 4 and second.metrics["threshold"] == 0.5
     assert_same_weights(final_weights(run_dir), final_weights(unet_straight))
     assert train_steps(run_dir) == [1, 2, 3, 4]
@@ -103,26 +103,26 @@ def test_unet_resume_is_exact(unet_straight: Path, data: train.TrainData,
 
 def nan_at_call(monkeypatch: pytest.MonkeyPatch, call: int) -> None:
     """Make the ``call``-th training loss (1-based) NaN, keeping its graph."""
-    original = train_tasks.SegmentationLoss.forward
+    original = tasks.SegmentationLoss.forward
     calls = {"n": 0}
 
-    def forward(self: train_tasks.SegmentationLoss, logits: torch.Tensor,
+    def forward(self: tasks.SegmentationLoss, logits: torch.Tensor,
                 target: torch.Tensor) -> torch.Tensor:
         calls["n"] += 1
         loss = original(self, logits, target)
         return loss * float("nan") if calls["n"] == call else loss
 
-    monkeypatch.setattr(train_tasks.SegmentationLoss, "forward", forward)
+    monkeypatch.setattr(tasks.SegmentationLoss, "forward", forward)
 
 
 def test_nan_loss_stops_keeps_last_good_checkpoint_and_resumes(
-        unet_straight: Path, data: train.TrainData, tmp_path: Path,
+        unet_straight: Path, data: loop.TrainData, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     run_dir = tmp_path / "nan"
     with monkeypatch.context() as patch:
         nan_at_call(patch, 4)
-        with pytest.raises(train.TrainingError) as caught:
-            train.train(tiny_config(**UNET), data, run_dir)
+        with pytest.raises(loop.TrainingError) as caught:
+            loop.train(tiny_config(**UNET), data, run_dir)
     message = str(caught.value)
     assert len(message.splitlines()) == 1
     assert message.startswith(str(run_dir)), message
@@ -134,24 +134,24 @@ def test_nan_loss_stops_keeps_last_good_checkpoint_and_resumes(
     assert last["step"] == 2
     assert_same_weights(last["model"], checkpoint_weights(unet_straight, "step_000002.pt"))
     # an interrupted run resumes from there: step 3 is logged once, weights as if unbroken
-    train.train(tiny_config(**UNET), data, run_dir, resume=True)
+    loop.train(tiny_config(**UNET), data, run_dir, resume=True)
     assert train_steps(run_dir) == [1, 2, 3, 4]
     assert_same_weights(final_weights(run_dir), final_weights(unet_straight))
 
 
-def test_resuming_a_finished_run(unet_straight: Path, data: train.TrainData,
+def test_resuming_a_finished_run(unet_straight: Path, data: loop.TrainData,
                                  tmp_path: Path) -> None:
     run_dir = tmp_path / "finished"
     shutil.copytree(unet_straight, run_dir)
     with pytest.raises(InputError, match="finished already") as caught:
-        train.train(tiny_config(**UNET), data, run_dir, resume=True)
+        loop.train(tiny_config(**UNET), data, run_dir, resume=True)
     assert str(caught.value).startswith(str(run_dir))
     assert_same_weights(final_weights(run_dir), final_weights(unet_straight))
 
 
 @pytest.mark.parametrize(("prompt", "steps"), [("none", 4), ("box", 2)])
 def test_sam2_decoder_resume_with_embedding_cache_is_exact(
-        prompt: str, steps: int, data: train.TrainData, tmp_path: Path,
+        prompt: str, steps: int, data: loop.TrainData, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     encoded: list[int] = []
     original = embedding_cache.encode
@@ -163,32 +163,32 @@ def test_sam2_decoder_resume_with_embedding_cache_is_exact(
     monkeypatch.setattr(embedding_cache, "encode", counting_encode)
     config = tiny_config(**{**SAM2, "steps": steps}, prompt=prompt)
     assert config.uses_cache
-    train.train(config, data, tmp_path / "straight")
+    loop.train(config, data, tmp_path / "straight")
     # 2 chips a step, all different in the first epoch (18 chips): every one a miss
     assert sum(encoded) == 2 * steps
     cache_dirs = list((tmp_path / ".embedding_cache").iterdir())
     assert len(cache_dirs) == 1 and len(list(cache_dirs[0].glob("*.pt"))) == 2 * steps
     encoded.clear()
-    train.train(config, data, tmp_path / "split", stop_after=steps // 2)
-    train.train(config, data, tmp_path / "split", resume=True)
+    loop.train(config, data, tmp_path / "split", stop_after=steps // 2)
+    loop.train(config, data, tmp_path / "split", resume=True)
     assert sum(encoded) == 0  # the same chips again: every batch from the cache
     assert_same_weights(final_weights(tmp_path / "split"), final_weights(tmp_path / "straight"))
     assert train_steps(tmp_path / "split") == list(range(1, steps + 1))
 
 
-def test_refusals_before_training(data: train.TrainData, tmp_path: Path) -> None:
+def test_refusals_before_training(data: loop.TrainData, tmp_path: Path) -> None:
     config = tiny_config(model="unet", steps=2)
     with pytest.raises(InputError, match="no run.json"):
-        train.train(config, data, tmp_path / "empty", resume=True)
+        loop.train(config, data, tmp_path / "empty", resume=True)
     runs.write_run_json(tmp_path / "taken", config)
     with pytest.raises(InputError, match="holds a run already") as caught:
-        train.train(config, data, tmp_path / "taken")
+        loop.train(config, data, tmp_path / "taken")
     assert str(caught.value).startswith(str(tmp_path / "taken"))
     with pytest.raises(InputError, match=r"other settings \(lr, steps\)"):
-        train.train(tiny_config(model="unet", steps=3, lr=1e-3), data, tmp_path / "taken",
+        loop.train(tiny_config(model="unet", steps=3, lr=1e-3), data, tmp_path / "taken",
                     resume=True)
     with pytest.raises(InputError, match="nothing to resume"):
-        train.train(config, data, tmp_path / "taken", resume=True)
+        loop.train(config, data, tmp_path / "taken", resume=True)
 
 
 # --- the embedding cache, on its own ----------------------------------------------------
@@ -271,7 +271,7 @@ def test_lora_starts_at_the_base_model_and_merges_exactly(tmp_path: Path) -> Non
 
 def test_lora_run_model_loads_into_plain_sam2(tmp_path: Path) -> None:
     config = tiny_config(regime="lora", steps=2)
-    model = runs.build_model(config).eval()
+    model = kinds.kind_of(config).build(config).eval()
     with torch.no_grad():
         for name, param in model.named_parameters():
             if name.endswith("lora_b"):

@@ -8,9 +8,12 @@ import matplotlib
 import pandas as pd
 import pytest
 
-from aerialsam import config, runs, train_book, train_config, viz_train
+from aerialsam import config
+from aerialsam.book import chapter_runs, costs, finetune
 from aerialsam.errors import InputError
-from aerialsam.train import TrainData
+from aerialsam.training import runs, train_config
+from aerialsam.training.loop import TrainData
+from aerialsam.viz import curves
 
 matplotlib.use("Agg")
 
@@ -19,7 +22,7 @@ matplotlib.use("Agg")
 @pytest.mark.parametrize("model", ["sam2", "unet"])
 def test_book_overrides_make_valid_configs(profile: str, model: str) -> None:
     cfg = config.load_profile(profile)
-    made = train_config.from_profile(cfg, **train_book.book_overrides(cfg, model))
+    made = train_config.from_profile(cfg, **chapter_runs.book_overrides(cfg, model))
     assert made.model == model
     assert made.run_name == f"book_{model}"
     assert made.batch_size == cfg.batch_size
@@ -29,20 +32,20 @@ def test_book_overrides_make_valid_configs(profile: str, model: str) -> None:
 
 def test_smoke_runs_two_cities_at_128_px() -> None:
     cfg = config.load_profile("smoke")
-    made = train_config.from_profile(cfg, **train_book.book_overrides(cfg))
+    made = train_config.from_profile(cfg, **chapter_runs.book_overrides(cfg))
     assert made.aois == ("AOI_2_Vegas", "AOI_4_Shanghai")
     assert made.image_size == 128
 
 
 def test_profile_train_chips() -> None:
     # full: 650 px tiles, 512 px chips with 64 px overlap: 2 x 2 chips; 70 % of 800 tiles
-    assert train_book.profile_train_chips(config.load_profile("full")) == 2240
+    assert costs.profile_train_chips(config.load_profile("full")) == 2240
     # smoke: 256 px chips with 32 px overlap: offsets 0, 224, 394 -> 9 chips; 70 % of 12 tiles
-    assert train_book.profile_train_chips(config.load_profile("smoke")) == 76
+    assert costs.profile_train_chips(config.load_profile("smoke")) == 76
 
 
 def test_gpu_estimate_figures() -> None:
-    table = train_book.gpu_estimate(20_000, 16, decoder_gflops=3.0, train_chips=1000)
+    table = costs.gpu_estimate(20_000, 16, decoder_gflops=3.0, train_chips=1000)
     # full: 3 x (207 + 3) GFLOP x 320,000 images = 201.6 PFLOP, at 30 % of 989 TFLOP/s
     assert table.loc["full", "PFLOP"] == pytest.approx(201.6)
     assert table.loc["full", "minutes"] == pytest.approx(201.6e15 / (0.3 * 989e12) / 60, abs=0.01)
@@ -59,7 +62,7 @@ def _metrics() -> pd.DataFrame:
 
 
 def test_curve_summary_start_and_end() -> None:
-    table = train_book.curve_summary(_metrics())
+    table = finetune.curve_summary(_metrics())
     assert table.loc["train loss"].tolist() == [1.9, 1.0]
     assert table.loc["val loss"].tolist() == [1.5, 1.2]
     assert table.loc["val SpaceNet F1"].tolist() == [0.1, 0.3]
@@ -69,7 +72,7 @@ def test_curve_summary_start_and_end() -> None:
 def test_run_cache_savings_projects_the_step_times() -> None:
     cfg = train_config.make_config({"steps": 10, "batch_size": 2})
     timing = pd.DataFrame({"seconds per step": [4.0, 5.0, 1.0]})
-    saved = train_book.run_cache_savings(timing, cfg, train_chips=8)
+    saved = costs.run_cache_savings(timing, cfg, train_chips=8)
     # 4 steps per epoch: 4 x 5 s, then 6 x 1 s; against 10 x 4 s
     assert saved["seconds with cache"] == 26.0
     assert saved["seconds without cache"] == 40.0
@@ -90,7 +93,7 @@ def test_train_or_load_loads_a_finished_run(tmp_path: Path) -> None:
     made = train_config.make_config({"name": "book_unet", "model": "unet", "steps": 3})
     run_dir = _finished_run(tmp_path, made)
     nowhere = TrainData(tmp_path / "no_chips", tmp_path / "no_masks", tmp_path / "no.csv")
-    result = train_book.train_or_load(made, nowhere, tmp_path)
+    result = chapter_runs.train_or_load(made, nowhere, tmp_path)
     assert result.run_dir == run_dir and result.step == 3
     assert result.metrics["val_f1"] == 0.25
 
@@ -101,13 +104,13 @@ def test_train_or_load_refuses_a_run_with_other_settings(tmp_path: Path) -> None
     other = train_config.make_config({"name": "book_unet", "model": "unet", "steps": 5})
     nowhere = TrainData(tmp_path / "no_chips", tmp_path / "no_masks", tmp_path / "no.csv")
     with pytest.raises(InputError, match="steps"):
-        train_book.train_or_load(other, nowhere, tmp_path)
+        chapter_runs.train_or_load(other, nowhere, tmp_path)
 
 
 def test_figures_draw() -> None:
-    fig = viz_train.plot_curves({"a": _metrics(), "b": _metrics()}, "two runs")
+    fig = curves.plot_curves({"a": _metrics(), "b": _metrics()}, "two runs")
     assert len(fig.axes) == 3
     assert len(fig.axes[2].lines) == 2  # one validation F1 line per run
     timing = pd.DataFrame({"seconds per step": [4.0, 5.0, 1.0], "speed-up": [1.0, 0.8, 4.0]},
                           index=["none", "first", "later"])
-    assert len(viz_train.plot_cache_timing(timing).axes[0].patches) == 3
+    assert len(curves.plot_cache_timing(timing).axes[0].patches) == 3

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from aerialsam.errors import InputError
-from aerialsam.train_config import TrainConfig, from_profile, load_config, make_config
+from aerialsam.training.train_config import TrainConfig, from_profile, load_config, make_config
 
 
 def write(path: Path, text: str) -> Path:

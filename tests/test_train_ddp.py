@@ -18,7 +18,7 @@ import pytest
 import torch
 from train_fixtures import checkpoint_weights, prepared_data, read_metrics, tiny_config
 
-from aerialsam import train
+from aerialsam.training import kinds, loop
 
 # Each rank saves its weights at every checkpoint (train() saves rank 0's only) and its
 # gradients, as DDP left them, before every optimiser step.
@@ -26,10 +26,11 @@ WORKER = """
 import json, sys
 from pathlib import Path
 import torch
-from aerialsam import train, train_config
+from aerialsam.training import loop
+from aerialsam.training import train_config
 
 config, data, run_dir, out = json.loads(sys.argv[1])
-checkpoint, optimizer_step = train._checkpoint, train._optimizer_step
+checkpoint, optimizer_step = loop._checkpoint, loop._optimizer_step
 
 def save_weights(ctx, step):
     checkpoint(ctx, step)
@@ -41,8 +42,8 @@ def save_gradients(ctx):
                Path(out) / f"rank{ctx.rank}_grad{step}.pt")
     optimizer_step(ctx)
 
-train._checkpoint, train._optimizer_step = save_weights, save_gradients
-train.train(train_config.make_config(config), train.TrainData(*map(Path, data)), run_dir,
+loop._checkpoint, loop._optimizer_step = save_weights, save_gradients
+loop.train(train_config.make_config(config), loop.TrainData(*map(Path, data)), run_dir,
             stop_after=2)
 """
 # 3 steps planned, 2 taken: no final validation; per-epoch validation comes after 9 steps
@@ -55,7 +56,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def launch(world: int, config: dict, data: train.TrainData, run_dir: Path,
+def launch(world: int, config: dict, data: loop.TrainData, run_dir: Path,
            out: Path) -> list[subprocess.Popen]:
     """Start ``world`` worker processes as torchrun would."""
     script = out / "worker.py"
@@ -93,26 +94,26 @@ def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> fl
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> train.TrainData:
+def data(tmp_path_factory: pytest.TempPathFactory) -> loop.TrainData:
     return prepared_data(tmp_path_factory)[1]
 
 
 def test_two_ranks_match_one_process_with_the_same_effective_batch(
-        data: train.TrainData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        data: loop.TrainData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ddp = tiny_config(**DDP, batch_size=1)
     processes = launch(2, ddp.to_dict(), data, tmp_path / "ddp", tmp_path)
     # while the two ranks run: one process, batch 2 (= 2 ranks x 1)
     single_dir = tmp_path / "single"
     single_grads = []
-    optimizer_step = train._optimizer_step
+    optimizer_step = loop._optimizer_step
 
     def save_gradients(ctx: object) -> None:
         single_grads.append({n: p.grad.clone() for n, p in ctx.model.named_parameters()})
         optimizer_step(ctx)
 
-    monkeypatch.setattr(train, "_optimizer_step", save_gradients)
+    monkeypatch.setattr(loop, "_optimizer_step", save_gradients)
     single_config = tiny_config(**DDP, batch_size=2)
-    train.train(single_config, data, single_dir, stop_after=2)
+    loop.train(single_config, data, single_dir, stop_after=2)
     wait_all(processes)
     for step in (1, 2):
         grads = [torch.load(tmp_path / f"rank{r}_grad{step}.pt", weights_only=True)
@@ -135,7 +136,7 @@ def test_two_ranks_match_one_process_with_the_same_effective_batch(
     assert max_difference(rank0, single) <= 2 * single_config.lr * 1.001
     close = sum(int(((rank0[k] - single[k]).abs() < 1e-5).sum()) for k in rank0)
     assert close / sum(v.numel() for v in rank0.values()) > 0.9
-    initial = train.runs.build_model(ddp).state_dict()
+    initial = kinds.kind_of(ddp).build(ddp).state_dict()
     assert max_difference(initial, single) > 1e-4  # the weights did move
     # only rank 0 logs
     ddp_rows = [r for r in read_metrics(tmp_path / "ddp") if r["split"] == "train"]

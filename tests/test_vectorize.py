@@ -13,8 +13,10 @@ from rasterio import features
 from scipy import ndimage
 from shapely.geometry import box
 
-from aerialsam import metrics, spacenet, vectorize
+from aerialsam.data import spacenet
 from aerialsam.errors import InputError
+from aerialsam.inference import vectorize
+from aerialsam.metrics import building_f1
 
 
 def two_touching_squares() -> tuple[np.ndarray, np.ndarray]:
@@ -106,12 +108,12 @@ def test_proposal_csv_round_trip(tmp_path: Path) -> None:
     lines = path.read_text().splitlines()
     assert lines[0] == "ImageId,BuildingId,PolygonWKT_Pix,Confidence"
     assert lines[-1] == "AOI_2_Vegas_img6,-1,POLYGON EMPTY,1.0"
-    back = metrics.read_proposals_csv(path)
+    back = building_f1.read_proposals_csv(path)
     assert back.attrs["image_ids"] == ["AOI_2_Vegas_img5", "AOI_2_Vegas_img6"]
     assert back["BuildingId"].tolist() == [0, 1]
     truth = gpd.GeoDataFrame({"ImageId": ["AOI_2_Vegas_img5"] * 2, "BuildingId": [1, 2]},
                              geometry=[box(10, 10, 30, 30), box(30, 10, 50, 30)])
-    assert metrics.score(truth, back).overall_f1 == 1.0
+    assert building_f1.score(truth, back).overall_f1 == 1.0
 
 
 def test_write_vector_gpkg_and_geojson(tmp_path: Path) -> None:
@@ -137,7 +139,7 @@ def _tile_with_labels(demo_root: Path, aoi: str) -> tuple[spacenet.Tile, gpd.Geo
 
 def _score(labels: gpd.GeoDataFrame, polys: gpd.GeoDataFrame, image: str) -> float:
     proposals = polys.assign(ImageId=image, Confidence=polys["confidence"])
-    return metrics.score(labels, proposals).overall_f1
+    return building_f1.score(labels, proposals).overall_f1
 
 
 def test_round_trip_on_a_demo_tile(demo_root: Path) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from aerialsam.viz import dashed
-from aerialsam.viz_metric import competition_table
+from aerialsam.evaluation.competition import competition_table
+from aerialsam.viz.tables import dashed
 
 
 def test_dashed_shows_missing_values_as_dashes_and_keeps_the_rest() -> None:

@@ -14,13 +14,14 @@ from typing import Any
 import pytest
 import torch
 
-from aerialsam import config, datasets, runs, train, train_config
+from aerialsam import config
+from aerialsam.training import datasets, loop, runs, train_config
 
 VEGAS = ("AOI_2_Vegas",)
 _PREPARED: dict[str, Path] = {}
 
 
-def prepared_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, train.TrainData]:
+def prepared_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, loop.TrainData]:
     """The smoke profile's data folder and its training stages, made once per session."""
     if "data_dir" not in _PREPARED:
         data_dir = tmp_path_factory.mktemp("train_data")
@@ -28,7 +29,7 @@ def prepared_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, train
         _PREPARED["data_dir"] = data_dir
     data_dir = _PREPARED["data_dir"]
     paths = config.stage_paths(data_dir)
-    return data_dir, train.TrainData(paths.chips, paths.masks, paths.splits)
+    return data_dir, loop.TrainData(paths.chips, paths.masks, paths.splits)
 
 
 def tiny_config(**overrides: Any) -> train_config.TrainConfig:
@@ -38,8 +39,8 @@ def tiny_config(**overrides: Any) -> train_config.TrainConfig:
     return train_config.from_profile("smoke", **{**values, **overrides})
 
 
-def fake_validate(ctx: Any, step: int, epoch: int, final: bool) -> dict[str, Any]:
-    """A stand-in for ``train_logs.validate`` (tile F1 costs seconds; tests that do not look
+def fake_validation_row(ctx: Any, step: int, epoch: int, final: bool) -> dict[str, Any]:
+    """A stand-in for ``logs.validation_row`` (tile F1 costs seconds; tests that do not look
     at it skip it): a fixed row of the same shape."""
     row: dict[str, Any] = {"step": step, "epoch": epoch, "split": "val", "loss": 0.25,
                            "pixel_iou": 0.5, "f1": 0.0, "threshold": 0.5}

@@ -1,0 +1,81 @@
+"""``aerialsam demo`` and ``aerialsam download``: the ``raw/`` stage, synthetic or downloaded."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from aerialsam.cli.options import add_aoi, selected_aois
+from aerialsam.data import demo, download
+
+
+def add_demo(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "demo", help="write synthetic SpaceNet 2 AOIs in the real layout",
+        description="Write synthetic SpaceNet 2 AOIs (Vegas, Paris, Shanghai, Khartoum) "
+                    "in the exact SpaceNet 2 layout.")
+    parser.add_argument("out_dir", type=Path, help="destination folder")
+    parser.add_argument("--tiles-per-aoi", type=int, default=10, metavar="N",
+                        help="tiles per AOI (default 10)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    add_aoi(parser)
+    parser.set_defaults(handler=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    aois = selected_aois(args.aoi)
+    written = demo.make_demo(args.out_dir, tiles_per_aoi=args.tiles_per_aoi, seed=args.seed,
+                             aois=aois)
+    for aoi_dir in written:
+        print(aoi_dir)
+    return 0
+
+
+def add_download(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "download", help="download SpaceNet 2 from its public bucket (tiles or tarballs)",
+        description="Download SpaceNet 2 anonymously over HTTPS (s3://spacenet-dataset) into the "
+                    "SpaceNet 2 layout: the first N tiles of each AOI in ascending tile number "
+                    "(--tiles N), or whole md5-verified, resumable tarballs (--tarball).")
+    add_aoi(parser)
+    parser.add_argument("--split", choices=("train", "test"), default="train",
+                        help="train (labelled) or test (public test, no labels); default train")
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--tiles", type=int, metavar="N",
+                      help="the first N tiles (image + building GeoJSON) of each AOI")
+    mode.add_argument("--tarball", action="store_true",
+                      help="whole tarballs: streamed, resumed, md5-verified, extracted safely")
+    parser.add_argument("--dest", type=Path, default=Path("data/raw"),
+                        help="raw data folder (default data/raw)")
+    parser.add_argument("--manifest", type=Path, default=None, metavar="PATH",
+                        help="your own data manifest (default: the packaged data_manifest.yaml)")
+    parser.add_argument("--endpoint", default=None, metavar="URL",
+                        help="bucket base URL of a mirror or S3-compatible server "
+                             "(default: the manifest's, https://spacenet-dataset.s3.amazonaws.com)")
+    parser.add_argument("--workers", type=int, default=8, metavar="K",
+                        help="concurrent tile downloads (default 8)")
+    parser.add_argument("--keep-archive", action="store_true",
+                        help="keep verified tarballs in DEST/.downloads after extraction")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what would be fetched and its size, download nothing "
+                             "(tarballs: no network at all)")
+    parser.set_defaults(handler=_run_download)
+
+
+def _run_download(args: argparse.Namespace) -> int:
+    manifest = download.resolve_manifest(args.manifest)
+    aois = [manifest.aoi(a).name for a in selected_aois(args.aoi)]
+    if args.dry_run:
+        plans = download.plan_download(aois, args.split, args.dest, args.tiles, manifest,
+                                       args.endpoint)
+        print("\n".join(download.describe_plans(plans, args.dest)))
+        return 0
+    for aoi in aois:
+        if args.tarball:
+            folder = download.download_tarball(aoi, args.split, args.dest, args.endpoint,
+                                               manifest, keep_archive=args.keep_archive)
+        else:
+            folder = download.download_tiles(aoi, args.tiles, args.dest, args.endpoint,
+                                             args.workers, manifest, split=args.split)
+        print(folder)
+    return 0

@@ -1,0 +1,51 @@
+"""``aerialsam evaluate``: every model on the held-out tiles of each city, one table.
+
+Its options are declared in :mod:`aerialsam.cli.model_commands`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from aerialsam.cli.options import ALL_AOIS, selected_aois
+from aerialsam.config import stage_paths
+from aerialsam.errors import InputError
+from aerialsam.evaluation.per_city import ZERO_SHOT, ZeroShot, evaluate
+from aerialsam.inference.chip_models import AutoSettings
+from aerialsam.models.variants import RANDOM, check_image_size
+from aerialsam.prep.stretch import STRETCH_FILE
+from aerialsam.training.kinds import kind_of
+from aerialsam.training.runs import read_run
+
+
+def _check_models(models: list[str], image_size: int | None) -> None:
+    """Refuse unknown models and runs trained at another input size, before any work."""
+    for model in models:
+        if model in ZERO_SHOT:
+            continue
+        if not Path(model).is_dir():
+            raise InputError(model, f"not a run folder, nor one of {', '.join(ZERO_SHOT)}")
+        config = read_run(model)["config"]
+        fixed_size = "image_size" in kind_of(config).own_fields
+        if image_size is not None and fixed_size and config.image_size != image_size:
+            raise InputError(model, f"was trained at {config.image_size} px input, not "
+                                    f"--image-size {image_size}; evaluate it at its own size")
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    """Handle ``aerialsam evaluate``: print the summary table."""
+    _check_models(args.models, args.image_size)
+    paths = stage_paths(args.data)
+    aois = None if args.aoi == ALL_AOIS else selected_aois(args.aoi)
+    image_size = check_image_size(args.image_size or 1024)
+    zero_shot = ZeroShot(args.variant, args.checkpoint, image_size,
+                         AutoSettings(points_per_side=args.points_per_side), args.device)
+    if args.checkpoint == RANDOM:
+        print("note: zero-shot SAM 2 with random weights: its scores mean nothing")
+    stretch = paths.chips / STRETCH_FILE
+    summary = evaluate(args.models, paths.splits, paths.reports / args.name, args.split, aois,
+                       zero_shot, stretch if stretch.exists() else None, args.overlap)
+    print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    print(paths.reports / args.name / "summary.csv")
+    return 0

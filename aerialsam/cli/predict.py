@@ -1,0 +1,93 @@
+"""``aerialsam predict``: SAM 2 (zero-shot or prompted) over GeoTIFFs, tiled and streamed.
+
+Its options are declared in :mod:`aerialsam.cli.model_commands`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from aerialsam.device import pick_device
+from aerialsam.errors import InputError
+from aerialsam.inference.chip_models import AutoSettings, BuildingFilter, sam2_factory
+from aerialsam.inference.prediction import (
+    ChipModelFactory,
+    TileOptions,
+    VectorizeOptions,
+    predict_images,
+)
+from aerialsam.inference.prompts import read_prompt_file
+from aerialsam.models.sam2 import load_sam2
+from aerialsam.models.variants import check_image_size
+from aerialsam.prep.chips import find_sources
+from aerialsam.prep.stretch import STRETCH_FILE
+from aerialsam.training.kinds import kind_of
+from aerialsam.training.runs import load_run_model
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Handle ``aerialsam predict``: print the proposal CSV's path."""
+    if args.batch_size < 1:
+        raise InputError("--batch-size", f"must be at least 1, got {args.batch_size}")
+    if args.mode in ("box", "point") and args.prompts is None:
+        raise InputError("--prompts", f"--mode {args.mode} needs a prompt file")
+    prompts = read_prompt_file(args.prompts) if args.mode in ("box", "point") else None
+    sources = find_sources(args.src)
+    if args.model == "sam2":
+        factory, params, image_size, threshold = _pretrained(args, sources, prompts)
+    elif Path(args.model).is_dir():
+        factory, params, image_size, threshold = _from_run(args, sources, prompts)
+    else:
+        raise InputError(args.model, "unknown model; use 'sam2' or a run folder written by "
+                                     "`aerialsam finetune`")
+    size = args.size or image_size
+    threshold = args.threshold if args.threshold is not None else threshold
+    stretch = args.stretch
+    if stretch is None and args.model != "sam2" and (Path(args.model) / STRETCH_FILE).exists():
+        stretch = Path(args.model) / STRETCH_FILE  # read imagery as the run's chips were
+    report = predict_images(sources, args.out_dir, factory, params,
+                            TileOptions(size, args.overlap, args.batch_size, args.tta),
+                            VectorizeOptions(threshold=threshold), stretch)
+    print(report.proposals_path)
+    return 0
+
+
+def _auto(args: argparse.Namespace) -> AutoSettings:
+    return AutoSettings(points_per_side=args.points_per_side,
+                        pred_iou_thresh=args.pred_iou_thresh,
+                        stability_score_thresh=args.stability_thresh)
+
+
+def _pretrained(args: argparse.Namespace, sources: list, prompts: object
+                ) -> tuple[ChipModelFactory, dict, int, float]:
+    """Zero-shot SAM 2: the chip models, the recorded parameters, input size, threshold."""
+    image_size = check_image_size(args.image_size)
+    model = load_sam2(args.variant, args.checkpoint, args.device, image_size)
+    factory = sam2_factory(model, args.mode, sources, prompts, args.prompts or "prompts",
+                           _auto(args), BuildingFilter())
+    params = {"model": "sam2", "variant": args.variant,
+              "checkpoint": args.checkpoint or "official", "image_size": image_size,
+              "mode": args.mode, "prompts": str(args.prompts) if prompts is not None else None,
+              "auto": _auto(args).__dict__ if args.mode == "auto" else None}
+    return factory, params, image_size, 0.5
+
+
+def _from_run(args: argparse.Namespace, sources: list, prompts: object
+              ) -> tuple[ChipModelFactory, dict, int, float]:
+    """A fine-tuned run: U-Net, SAM 2 in ``none`` mode, or prompt-trained SAM 2 (``--mode``)."""
+    model, run = load_run_model(args.model, pick_device(args.device))
+    config = run["config"]
+    kind = kind_of(config)
+    if not kind.needs_prompts(config):
+        chips = kind.chip_model(model, config, None)
+        factory: ChipModelFactory = lambda source, src: chips  # noqa: E731
+        mode = "dense"
+    else:
+        factory = sam2_factory(model, args.mode, sources, prompts, args.prompts or "prompts",
+                               _auto(args), BuildingFilter())
+        mode = args.mode
+    image_size = kind.input_size(config, run)
+    params = {"model": str(Path(args.model).resolve()), "mode": mode,
+              "step": run.get("step"), "image_size": image_size}
+    return factory, params, image_size, float(run.get("threshold", 0.5))

@@ -1,0 +1,330 @@
+"""Download SpaceNet 2 from its public bucket: a per-tile subset, or whole verified tarballs.
+
+Two ways to get an AOI, both ending in the SpaceNet 2 layout of DESIGN.md, so every later
+stage sees one layout whether the data came from ``demo``, a tarball or tiles::
+
+    <dest>/AOI_2_Vegas_Train/RGB-PanSharpen/RGB-PanSharpen_AOI_2_Vegas_img{N}.tif
+    <dest>/AOI_2_Vegas_Train/geojson/buildings/buildings_AOI_2_Vegas_img{N}.geojson
+
+- :func:`download_tiles`: the first ``n`` tiles of an AOI. The tile ids come from listing the
+  bucket prefix of the image key template (ListObjectsV2) and are taken in ascending numeric
+  order of the tile number (``img2`` before ``img10``), keeping only ids that have both an image
+  and a building GeoJSON. Image and GeoJSON are fetched concurrently by ``workers`` threads; each
+  file is written under a temporary name and renamed when complete (and, where the server's
+  ETag is a plain md5, verified). A rerun skips files already present; tiles are small, so an
+  interrupted one starts again.
+- :func:`download_tarball`: a whole split of an AOI (20+ GB for Vegas). It streams to
+  ``<dest>/.downloads/<name>.part``, resumes with HTTP Range after an interruption (also across
+  runs), checks the md5 of the manifest (a mismatch deletes the partial, retries once, then
+  fails giving both md5s), renames to ``<name>`` only once verified, extracts safely
+  (:mod:`aerialsam.data.extract`) into a staging folder and moves the AOI folder into place. A
+  marker file in the AOI folder records the verified md5, so a rerun skips the AOI.
+
+Before a real download the free space at the destination is checked; :func:`plan_tarball`
+(no network) and :func:`plan_tiles` (one listing) describe what a run would fetch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import shutil
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from aerialsam.data.download_plan import (
+    NotEnoughSpaceError,
+    Plan,
+    PlannedObject,
+    check_free_space,
+    describe_plans,
+)
+from aerialsam.errors import InputError
+from aerialsam.data.extract import find_aoi_folder, merge_into, safe_extract
+from aerialsam.io import atomic_path
+from aerialsam.data.manifest import AoiRecord, Manifest, Tarball, load_manifest
+from aerialsam.data.s3 import BucketClient, DownloadError, RetryPolicy
+from aerialsam.data.spacenet import GEOJSON_DIR, IMAGE_DIR
+
+log = logging.getLogger(__name__)
+
+DOWNLOADS_DIR = ".downloads"
+COMPLETE_MARKER = ".aerialsam-download.json"
+EXTRACT_FACTOR = 1.3
+"""Extracted size / tarball size assumed by the free-space check (GeoTIFFs gzip poorly)."""
+
+
+def resolve_manifest(manifest: Manifest | str | Path | None) -> Manifest:
+    """A :class:`Manifest` as given, loaded from a path, or the default one."""
+    return manifest if isinstance(manifest, Manifest) else load_manifest(manifest)
+
+
+def plan_tarball(aoi: str, split: str, dest: str | Path,
+                 manifest: Manifest | str | Path | None = None) -> Plan:
+    """What :func:`download_tarball` would fetch, from the manifest alone (no network)."""
+    record = resolve_manifest(manifest).aoi(aoi)
+    tarball = _tarball(record, split)
+    dest = Path(dest)
+    plan = Plan(record.name, split, "tarball", dest / record.folder(split))
+    archive = dest / DOWNLOADS_DIR / tarball.filename
+    if _is_complete(plan.folder, tarball):
+        plan.present, plan.note = 1, "already downloaded and verified"
+    elif archive.exists():
+        plan.present, plan.note = 1, f"{archive} verified; would extract it"
+    else:
+        plan.objects.append(PlannedObject(tarball.key, archive, tarball.size,
+                                          tarball.size_exact, tarball.md5))
+        part = _part_path(archive)
+        if part.exists():
+            plan.note = f"would resume after the {part.stat().st_size} bytes in {part}"
+    return plan
+
+
+def plan_tiles(aoi: str, n: int, dest: str | Path, split: str = "train",
+               manifest: Manifest | str | Path | None = None, endpoint: str | None = None,
+               retry: RetryPolicy | None = None) -> Plan:
+    """What :func:`download_tiles` would fetch: lists the bucket, downloads nothing.
+
+    Raises:
+        InputError: ``n`` is not positive, or the manifest has no tile keys for ``split``.
+        DownloadError: the listing fails.
+    """
+    if n < 1:
+        raise InputError("--tiles", f"must be a positive number of tiles, not {n}")
+    man = resolve_manifest(manifest)
+    record = man.aoi(aoi)
+    if split not in record.tile_keys:
+        raise InputError(man.source, f"{record.name} has no per-tile keys for the {split} "
+                                     "split; use the tarball instead")
+    client = BucketClient(endpoint or man.endpoint, retry)
+    numbers, sizes = _list_tiles(client, record, split)
+    if not numbers:
+        prefix = record.tile_keys[split].image.replace("{aoi}", record.name).split("{n}")[0]
+        raise DownloadError(f"{prefix}: no tiles listed under this prefix at {client.endpoint}; "
+                            "check --endpoint and the manifest's tile_keys")
+    if len(numbers) < n:
+        log.warning("%s: only %d tiles with image and labels; taking all of them",
+                    record.name, len(numbers))
+    folder = Path(dest) / record.folder(split)
+    plan = Plan(record.name, split, "tiles", folder)
+    keys = record.tile_keys[split]
+    for number in numbers[:n]:
+        pairs = ((keys.image_key(record.name, number), image_path(folder, record.name, number)),
+                 (keys.label_key(record.name, number), label_path(folder, record.name, number)))
+        for key, path in pairs:
+            if path.exists():
+                plan.present += 1
+            else:
+                plan.objects.append(PlannedObject(key, path, sizes.get(key)))
+    return plan
+
+
+def plan_download(aois: list[str], split: str, dest: str | Path, tiles: int | None = None,
+                  manifest: Manifest | str | Path | None = None,
+                  endpoint: str | None = None) -> list[Plan]:
+    """Plans for several AOIs: tarballs when ``tiles`` is ``None`` (no network), else tiles."""
+    man = resolve_manifest(manifest)
+    names = [man.aoi(a).name for a in aois]
+    if tiles is None:
+        return [plan_tarball(name, split, dest, man) for name in names]
+    return [plan_tiles(name, tiles, dest, split, man, endpoint) for name in names]
+
+
+def download_tiles(aoi: str, n: int, dest: str | Path, endpoint: str | None = None,
+                   workers: int = 8, manifest: Manifest | str | Path | None = None, *,
+                   split: str = "train", retry: RetryPolicy | None = None,
+                   progress: bool = True) -> Path:
+    """Download the first ``n`` tiles (image and building GeoJSON) of an AOI.
+
+    Args:
+        aoi: alias (``vegas``) or name (``AOI_2_Vegas``).
+        n: how many tiles, in ascending tile-number order.
+        dest: the raw data folder; the AOI folder is created inside it.
+        endpoint: the bucket's base URL (default: the manifest's).
+        workers: concurrent downloads.
+        manifest: a :class:`Manifest`, a manifest path, or ``None`` for the default.
+        split: ``train`` (the only split with per-tile keys in the SpaceNet 2 manifest).
+        retry: retry policy for transient failures.
+        progress: show a tqdm bar (files).
+
+    Returns:
+        The AOI folder (``<dest>/AOI_2_Vegas_Train``).
+
+    Raises:
+        DownloadError: a key is missing or forbidden, or retries are spent.
+        NotEnoughSpaceError: the destination lacks room.
+    """
+    man = resolve_manifest(manifest)
+    plan = plan_tiles(aoi, n, dest, split, man, endpoint, retry)
+    check_free_space(Path(dest), plan.total_bytes)
+    client = BucketClient(endpoint or man.endpoint, retry)
+    total = len(plan.objects) + plan.present
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
+            tqdm(total=total, initial=plan.present, unit="file", desc=f"{plan.aoi} tiles",
+                 disable=not progress) as bar:
+        futures = [pool.submit(client.fetch, o.key, o.path) for o in plan.objects]
+        _wait_all(futures, bar)
+    log.info("%s: %d files in %s (%d were present)", plan.aoi, total, plan.folder, plan.present)
+    return plan.folder
+
+
+def download_tarball(aoi: str, split: str = "train", dest: str | Path = "data/raw",
+                     endpoint: str | None = None,
+                     manifest: Manifest | str | Path | None = None, *,
+                     keep_archive: bool = False, retry: RetryPolicy | None = None,
+                     progress: bool = True) -> Path:
+    """Download, verify and extract one AOI's tarball into the SpaceNet 2 layout.
+
+    Args:
+        aoi: alias (``vegas``) or name (``AOI_2_Vegas``).
+        split: ``train`` or ``test``.
+        dest: the raw data folder; the AOI folder is created inside it.
+        endpoint: the bucket's base URL (default: the manifest's).
+        manifest: a :class:`Manifest`, a manifest path, or ``None`` for the default.
+        keep_archive: keep the verified tarball in ``<dest>/.downloads`` after extraction.
+        retry: retry policy for transient failures.
+        progress: show tqdm bars (bytes while downloading, files while extracting).
+
+    Returns:
+        The AOI folder (``<dest>/AOI_2_Vegas_Train`` or ``<dest>/AOI_2_Vegas_Test_public``).
+
+    Raises:
+        DownloadError: missing or forbidden key, md5 mismatch twice, or retries spent.
+        UnsafeArchiveError: a member would land outside the destination.
+        NotEnoughSpaceError: the destination lacks room.
+    """
+    man = resolve_manifest(manifest)
+    record = man.aoi(aoi)
+    tarball = _tarball(record, split)
+    dest = Path(dest)
+    folder = dest / record.folder(split)
+    if _is_complete(folder, tarball):
+        log.info("%s: already downloaded and verified, skipping", folder)
+        return folder
+    archive = dest / DOWNLOADS_DIR / tarball.filename
+    if not archive.exists():
+        client = BucketClient(endpoint or man.endpoint, retry)
+        _fetch_verified(client, tarball, archive, progress)
+    _extract_and_place(archive, folder, tarball, record.name, progress)
+    if not keep_archive:
+        archive.unlink()
+        with contextlib.suppress(OSError):
+            archive.parent.rmdir()  # only when empty: other downloads may be in progress
+    return folder
+
+
+def image_path(folder: Path, aoi: str, number: int) -> Path:
+    """Where tile ``number``'s image goes in the SpaceNet 2 layout."""
+    return folder / IMAGE_DIR / f"{IMAGE_DIR}_{aoi}_img{number}.tif"
+
+
+def label_path(folder: Path, aoi: str, number: int) -> Path:
+    """Where tile ``number``'s building GeoJSON goes in the SpaceNet 2 layout."""
+    return folder / GEOJSON_DIR / f"buildings_{aoi}_img{number}.geojson"
+
+
+def _tarball(record: AoiRecord, split: str) -> Tarball:
+    if split not in record.tarballs:
+        raise InputError("--split", f"{record.name} has no {split!r} tarball in the manifest "
+                                    f"(has {sorted(record.tarballs)})")
+    return record.tarballs[split]
+
+
+def _list_tiles(client: BucketClient, record: AoiRecord,
+                split: str) -> tuple[list[int], dict[str, int]]:
+    """Tile numbers with both image and label, ascending; and every listed key's size."""
+    keys = record.tile_keys[split]
+    found: dict[str, dict[int, int]] = {}
+    sizes: dict[str, int] = {}
+    for kind, template in (("image", keys.image), ("label", keys.label)):
+        filled = template.replace("{aoi}", record.name)
+        before, after = filled.split("{n}")
+        pattern = re.compile(re.escape(before) + r"(\d+)" + re.escape(after) + "$")
+        found[kind] = {}
+        for obj in client.list_objects(before):
+            match = pattern.match(obj.key)
+            if match:
+                found[kind][int(match.group(1))] = obj.size
+                sizes[obj.key] = obj.size
+    unlabelled = sorted(set(found["image"]) - set(found["label"]))
+    if unlabelled:
+        log.warning("%s: %d image(s) without a building GeoJSON left out (first: img%d)",
+                    record.name, len(unlabelled), unlabelled[0])
+    return sorted(set(found["image"]) & set(found["label"])), sizes
+
+
+def _wait_all(futures: list[Future], bar: tqdm) -> None:
+    """Wait for every download; on the first failure cancel the rest and raise it."""
+    try:
+        for future in as_completed(futures):
+            future.result()
+            bar.update(1)
+    except BaseException:
+        for future in futures:
+            future.cancel()
+        raise
+
+
+def _part_path(archive: Path) -> Path:
+    return archive.with_name(archive.name + ".part")
+
+
+def _fetch_verified(client: BucketClient, tarball: Tarball, archive: Path,
+                    progress: bool) -> None:
+    """Download (resuming any partial) and md5-check a tarball; rename it into place."""
+    part = _part_path(archive)
+    part.parent.mkdir(parents=True, exist_ok=True)
+    size = client.head(tarball.key).size
+    if tarball.size_exact and size != tarball.size:
+        raise DownloadError(f"{tarball.key}: the server has {size} bytes, the manifest says "
+                            f"{tarball.size}; is the manifest or the mirror out of date?")
+    for attempt in (1, 2):
+        have = part.stat().st_size if part.exists() else 0
+        check_free_space(archive.parent, size - min(have, size) + int(size * EXTRACT_FACTOR))
+        with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024,
+                  desc=tarball.filename, disable=not progress) as bar:
+            actual = client.fetch_resumable(tarball.key, part, size, bar.update)
+        if actual == tarball.md5:
+            os.replace(part, archive)
+            return
+        part.unlink(missing_ok=True)
+        log.warning("%s: md5 mismatch (expected %s, got %s); partial deleted%s", tarball.key,
+                    tarball.md5, actual, ", downloading again" if attempt == 1 else "")
+    raise DownloadError(f"{tarball.key}: md5 mismatch after a retry: expected {tarball.md5}, "
+                        f"got {actual}; the download was deleted")
+
+
+def _extract_and_place(archive: Path, folder: Path, tarball: Tarball, tarball_aoi: str,
+                       progress: bool) -> None:
+    """Extract into a staging folder, move the AOI folder into place, mark it complete."""
+    staging = folder.parent / f".extract-{folder.name}"
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        members = safe_extract(archive, staging, progress=progress)
+        merge_into(find_aoi_folder(staging, folder.name, tarball_aoi), folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    with atomic_path(folder / COMPLETE_MARKER) as tmp:
+        tmp.write_text(json.dumps({"key": tarball.key, "md5": tarball.md5,
+                                   "members": members}, indent=2))
+
+
+def _is_complete(folder: Path, tarball: Tarball) -> bool:
+    marker = folder / COMPLETE_MARKER
+    if not marker.exists():
+        return False
+    try:
+        return json.loads(marker.read_text()).get("md5") == tarball.md5
+    except (json.JSONDecodeError, AttributeError):
+        return False
+
+
+__all__ = ["DownloadError", "NotEnoughSpaceError", "Plan", "PlannedObject", "RetryPolicy",
+           "check_free_space", "describe_plans", "download_tarball", "download_tiles",
+           "image_path", "label_path", "plan_download", "plan_tarball", "plan_tiles",
+           "resolve_manifest"]

@@ -1,0 +1,394 @@
+"""Zero-shot and prompted SAM 2 on chips: the chip models that tiled inference runs.
+
+Three ways to get building probabilities from SAM 2, each a :class:`~aerialsam.inference.tiling.ChipModel`
+(stretched uint8 chips in, probabilities out), so :func:`aerialsam.inference.tiling.predict_raster`
+runs any of them over any raster:
+
+- :class:`Sam2Prompted`: box or point prompts (:class:`~aerialsam.inference.prompts.Prompts`, in the
+  raster's pixels); a pixel's probability is the highest any prompt's mask gives it. The
+  chips of a batch share one image-encoder pass.
+- :class:`Sam2Auto`: SAM 2's automatic mask generator (a grid of point prompts, filtered by
+  predicted IoU and stability) turned into building candidates by :class:`BuildingFilter`;
+  each candidate is painted with its predicted IoU.
+- :class:`Sam2Semantic`: no prompt at all, one dense mask per chip: the output of a model
+  fine-tuned in the ``none`` prompt mode (zero-shot, this mode means little).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import warnings
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import shapely
+import torch
+from rasterio import features
+from rasterio.windows import Window
+from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
+from sam2.modeling.sam2_base import SAM2Base
+from torch import nn
+
+from aerialsam.data.spacenet import tile_at
+from aerialsam.device import autocast
+from aerialsam.errors import InputError
+from aerialsam.inference.prediction import ChipModelFactory
+from aerialsam.inference.prompts import (
+    ORACLE_WARNING,
+    PROMPT_KINDS,
+    Prompts,
+    oracle_prompts,
+    raster_prompts,
+    require_prompts,
+)
+from aerialsam.inference.tiling import NO_FLIP, Flip
+from aerialsam.inference.vectorize import MIN_AREA, polygonize
+from aerialsam.io import open_raster
+from aerialsam.models.sam2 import fit_feature_sizes
+from aerialsam.models.sam2_calls import (
+    Features,
+    decode_prompts,
+    decode_semantic,
+    encode,
+    prepare_images,
+    scale_xy,
+    upscale,
+)
+from aerialsam.prep.chips import Source
+
+log = logging.getLogger(__name__)
+
+PROMPT_CHUNK = 32
+"""Prompts decoded at once on one chip: bounds the (prompts x chip) logits in memory."""
+
+
+@dataclass(frozen=True)
+class AutoSettings:
+    """Parameters of SAM 2's automatic mask generator (its defaults, except the grid).
+
+    Attributes:
+        points_per_side: the point grid is this many points per side of the chip.
+        points_per_batch: prompts decoded at once.
+        pred_iou_thresh: keep masks whose predicted IoU is at least this.
+        stability_score_thresh: keep masks stable under a changed logit threshold.
+        box_nms_thresh: box IoU above which duplicate masks are suppressed.
+    """
+
+    points_per_side: int = 32
+    points_per_batch: int = 64
+    pred_iou_thresh: float = 0.8
+    stability_score_thresh: float = 0.95
+    box_nms_thresh: float = 0.7
+
+
+@dataclass(frozen=True)
+class BuildingFilter:
+    """Which automatic masks count as buildings (the generator segments everything).
+
+    Attributes:
+        min_area: smallest building in px² (SpaceNet ignores polygons under 20 px²).
+        max_area: largest building in px²; whole blocks, fields and roads are larger.
+        min_rectangularity: area over the area of the minimum rotated rectangle; roofs
+            are compact (near 1), roads and tree rows are not.
+        max_fraction: drop masks covering more than this fraction of the chip (background).
+        max_elongation: long over short side of the minimum rotated rectangle; road
+            segments and field edges are long and thin (rectangular, yet no buildings).
+    """
+
+    min_area: float = MIN_AREA
+    max_area: float = 20_000.0
+    min_rectangularity: float = 0.6
+    max_fraction: float = 0.25
+    max_elongation: float = 6.0
+
+    def keep(self, frame: gpd.GeoDataFrame, chip_area: float) -> np.ndarray:
+        """A boolean mask of the candidates in ``frame`` that pass every filter."""
+        area = frame["area"].to_numpy()
+        return ((area >= self.min_area) & (area <= self.max_area)
+                & (area <= self.max_fraction * chip_area)
+                & (frame["rectangularity"].to_numpy() >= self.min_rectangularity)
+                & (frame["elongation"].to_numpy() <= self.max_elongation))
+
+
+def make_mask_generator(model: SAM2Base, settings: AutoSettings = AutoSettings()
+                        ) -> SAM2AutomaticMaskGenerator:
+    """SAM 2's automatic mask generator at the model's image size.
+
+    Small-region removal is left to :class:`BuildingFilter` (SAM 2's needs OpenCV).
+    """
+    with warnings.catch_warnings():
+        # sam2's transforms call torch.jit.script, which this torch deprecates: not ours to fix.
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+        generator = SAM2AutomaticMaskGenerator(model, min_mask_region_area=0,
+                                               output_mode="binary_mask", **asdict(settings))
+    fit_feature_sizes(generator.predictor)
+    return generator
+
+
+def building_candidates(masks: Sequence[dict], shape: tuple[int, int],
+                        building: BuildingFilter = BuildingFilter()) -> gpd.GeoDataFrame:
+    """Building polygons (pixel coordinates) from the automatic generator's masks.
+
+    Each mask becomes one polygon (its largest part); ``confidence`` is the predicted IoU.
+
+    Returns:
+        Columns ``confidence``, ``stability``, ``area``, ``rectangularity``, ``elongation``,
+        ``geometry``,
+        the candidates that pass ``building``, by decreasing confidence.
+    """
+    rows = []
+    for mask in masks:
+        polygons = polygonize(mask["segmentation"].astype(np.int32), simplify=0.5, min_area=0)
+        if polygons.empty:
+            continue
+        geom = max(polygons.geometry, key=lambda g: g.area)
+        rows.append({"confidence": float(mask["predicted_iou"]),
+                     "stability": float(mask["stability_score"]), "geometry": geom})
+    frame = gpd.GeoDataFrame(rows, columns=["confidence", "stability", "geometry"],
+                             geometry="geometry")
+    geoms = np.asarray(frame.geometry.array)
+    frame["area"] = shapely.area(geoms)
+    envelope = shapely.oriented_envelope(geoms)
+    frame["rectangularity"] = _ratio(frame["area"].to_numpy(), shapely.area(envelope))
+    frame["elongation"] = _elongation(envelope)
+    kept = frame[building.keep(frame, float(shape[0] * shape[1]))]
+    return kept.sort_values("confidence", ascending=False).reset_index(drop=True)[
+        ["confidence", "stability", "area", "rectangularity", "elongation", "geometry"]]
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    return np.divide(num, den, out=np.zeros(len(num)), where=den > 0)
+
+
+def _elongation(envelopes: np.ndarray) -> np.ndarray:
+    """Long side over short side of each rotated rectangle (inf for a line or a point)."""
+    out = np.full(len(envelopes), np.inf)
+    for i, rect in enumerate(envelopes):
+        corners = shapely.get_coordinates(rect)
+        if len(corners) >= 4:
+            sides = np.hypot(*(corners[1:3] - corners[0:2]).T)
+            if sides.min() > 0:
+                out[i] = sides.max() / sides.min()
+    return out
+
+
+def paint(candidates: gpd.GeoDataFrame, shape: tuple[int, int]) -> np.ndarray:
+    """A (rows, cols) float32 map: each pixel the highest confidence of a candidate on it."""
+    if candidates.empty:
+        return np.zeros(shape, dtype=np.float32)
+    ordered = candidates.sort_values("confidence")  # later shapes win: the highest last
+    pairs = zip(ordered.geometry, ordered["confidence"].astype(float), strict=True)
+    return features.rasterize(pairs, out_shape=shape, fill=0.0, dtype="float32")
+
+
+def _device(model: SAM2Base) -> torch.device:
+    return next(model.parameters()).device
+
+
+class Sam2Auto:
+    """A chip model painting the building candidates of SAM 2's automatic masks."""
+
+    def __init__(self, model: SAM2Base, settings: AutoSettings = AutoSettings(),
+                 building: BuildingFilter = BuildingFilter()) -> None:
+        self.generator = make_mask_generator(model, settings)
+        self.building = building
+        self.device = _device(model)
+
+    def candidates(self, chip: np.ndarray) -> gpd.GeoDataFrame:
+        """The building candidates of one (H, W, 3) uint8 chip, in its pixels."""
+        with torch.inference_mode(), autocast(self.device):
+            masks = self.generator.generate(chip)
+        return building_candidates(masks, chip.shape[:2], self.building)
+
+    def __call__(self, chips: np.ndarray, windows: Sequence[Window],
+                 flip: Flip = NO_FLIP) -> np.ndarray:
+        """Painted candidates of each chip (see :class:`~aerialsam.inference.tiling.ChipModel`)."""
+        return np.stack([paint(self.candidates(chip), chip.shape[:2]) for chip in chips])
+
+
+class _Sam2ChipModel:
+    """Shared: the model, its device and one encoder pass over a batch of chips."""
+
+    def __init__(self, model: SAM2Base) -> None:
+        self.model = model
+        self.device = _device(model)
+
+    def encode(self, chips: np.ndarray) -> Features:
+        """Image-encoder features of a (B, H, W, 3) uint8 batch."""
+        return encode(self.model, prepare_images(chips, self.model.image_size, self.device))
+
+
+class Sam2Semantic(_Sam2ChipModel):
+    """A chip model with no prompt: dense masks per chip (the fine-tuned ``none`` mode).
+
+    Args:
+        model: the SAM 2 model.
+        channels: the decoder outputs to return: ``(0,)`` the footprint, ``(0, 1)`` also
+            the contact between buildings (see
+            :func:`~aerialsam.models.sam2_calls.decode_semantic`).
+    """
+
+    def __init__(self, model: SAM2Base, channels: tuple[int, ...] = (0,)) -> None:
+        super().__init__(model)
+        self.channels = list(channels)
+
+    def __call__(self, chips: np.ndarray, windows: Sequence[Window],
+                 flip: Flip = NO_FLIP) -> np.ndarray:
+        """(B, C, H, W) probabilities (see :class:`~aerialsam.inference.tiling.ChipModel`)."""
+        with torch.inference_mode(), autocast(self.device):
+            logits, _ = decode_semantic(self.model, self.encode(chips))
+        logits = logits[:, self.channels]
+        return torch.sigmoid(upscale(logits, *chips.shape[1:3])).cpu().numpy()
+
+
+class Sam2Prompted(_Sam2ChipModel):
+    """A chip model answering box or point prompts given in the raster's pixels.
+
+    Args:
+        model: the SAM 2 model.
+        prompts: the raster's prompts; each chip uses those on it.
+        multimask: for points, decode three masks and keep the one of highest predicted IoU
+            (a single point is ambiguous: roof, building or block); boxes use one mask.
+    """
+
+    def __init__(self, model: SAM2Base, prompts: Prompts, multimask: bool | None = None) -> None:
+        super().__init__(model)
+        self.prompts = prompts
+        self.multimask = prompts.kind == "point" if multimask is None else multimask
+
+    def __call__(self, chips: np.ndarray, windows: Sequence[Window],
+                 flip: Flip = NO_FLIP) -> np.ndarray:
+        """Probabilities of each chip (see :class:`~aerialsam.inference.tiling.ChipModel`)."""
+        height, width = chips.shape[1:3]
+        out = np.zeros(chips.shape[:3], dtype=np.float32)
+        local_prompts = [self.prompts.in_chip(window, flip) for window in windows]
+        if not any(len(local) for local in local_prompts):
+            return out  # no prompt on these chips: skip the encoder
+        with torch.inference_mode(), autocast(self.device):
+            feats = self.encode(chips)
+            for i, local in enumerate(local_prompts):
+                for start in range(0, len(local), PROMPT_CHUNK):
+                    part = local[start:start + PROMPT_CHUNK]
+                    out[i] = np.maximum(out[i], self._masks(feats.select(i), part, height, width))
+        return out
+
+    def _masks(self, feats: Features, xy: np.ndarray, height: int, width: int) -> np.ndarray:
+        """The highest probability over the masks of some prompts on one chip."""
+        xy = torch.from_numpy(scale_xy(xy, height, width, self.model.image_size)).to(self.device)
+        if self.prompts.kind == "box":
+            logits, iou = decode_prompts(self.model, feats, boxes=xy, multimask=self.multimask)
+        else:
+            logits, iou = decode_prompts(self.model, feats, points=xy[:, None, :],
+                                         multimask=self.multimask)
+        best = iou.argmax(dim=1)
+        logits = logits[torch.arange(len(logits), device=logits.device), best][:, None]
+        prob = torch.sigmoid(upscale(logits, height, width))[:, 0]
+        return prob.amax(dim=0).cpu().numpy()
+
+
+def sam2_factory(model: SAM2Base, mode: str, sources: Sequence[Source],
+                 prompts: gpd.GeoDataFrame | None = None, prompt_source: str | Path = "prompts",
+                 auto: AutoSettings = AutoSettings(),
+                 building: BuildingFilter = BuildingFilter()) -> ChipModelFactory:
+    """The chip model of each raster for a zero-shot SAM 2 run in ``mode``.
+
+    Args:
+        model: the SAM 2 model.
+        mode: ``auto`` (automatic masks), ``box`` or ``point`` (``prompts`` in any CRS, or
+            pixels), ``oracle`` (box prompts from each SpaceNet tile's ground truth: an
+            upper bound), or ``none`` (no prompt; for fine-tuned models).
+        sources: the rasters of the run; prompts must fall on at least one of them.
+        prompts: the prompt geometries for ``box``/``point``.
+        prompt_source: the prompt file, named in errors.
+        auto, building: the automatic generator's settings and building filter.
+
+    Raises:
+        InputError: an unknown mode, missing prompts, prompts on none of the rasters, or
+            ``oracle`` for rasters without SpaceNet labels.
+    """
+    if mode == "auto":
+        chip_model = Sam2Auto(model, auto, building)
+        return lambda source, src: chip_model
+    if mode == "none":
+        semantic = Sam2Semantic(model, channels=(0, 1))
+        return lambda source, src: semantic
+    if mode == "oracle":
+        return _oracle_factory(model, sources)
+    if mode not in PROMPT_KINDS:
+        raise InputError("--mode", f"unknown mode {mode!r}; use auto, box, point or oracle")
+    if prompts is None:
+        raise InputError("--prompts", f"--mode {mode} needs a prompt file")
+    per_source = {s.path: _raster_prompts(prompts, mode, s.path, prompt_source) for s in sources}
+    if not any(len(p) for p in per_source.values()):
+        only = sources[0].path if len(sources) == 1 else Path(sources[0].path).parent
+        require_prompts(Prompts(mode, np.zeros((0, 4))), len(prompts), prompt_source, only)
+    return lambda source, src: Sam2Prompted(model, per_source[source.path])
+
+
+def _raster_prompts(frame: gpd.GeoDataFrame, kind: str, path: Path,
+                    prompt_source: str | Path) -> Prompts:
+    with open_raster(path) as src:
+        return raster_prompts(frame, kind, src.transform, src.crs, src.width, src.height,
+                              prompt_source)
+
+
+def _oracle_factory(model: SAM2Base, sources: Sequence[Source]) -> ChipModelFactory:
+    tiles = {}
+    for source in sources:
+        with contextlib.suppress(InputError):  # not a SpaceNet tile: reported just below
+            tiles[source.path] = tile_at(source.path)
+    missing = [s.path for s in sources if s.path not in tiles or tiles[s.path].geojson_path is None]
+    if missing:
+        raise InputError(missing[0], "--mode oracle needs SpaceNet 2 tiles with building "
+                                     "GeoJSON labels (prompts come from the ground truth)")
+    log.warning(ORACLE_WARNING, len(sources))
+    return lambda source, src: Sam2Prompted(model, oracle_prompts(tiles[source.path]))
+
+
+_KEEP_ALL = BuildingFilter(**{f.name: 0.0 if f.name.startswith("min_") else float("inf")
+                              for f in fields(BuildingFilter)})
+"""A filter every mask passes: its bounds are open whatever rules BuildingFilter has."""
+
+
+@dataclass
+class AutoResult:
+    """The automatic generator's masks on one chip and the building candidates among them.
+
+    Attributes:
+        masks: every mask as a polygon (its largest part) with ``confidence``, ``stability``,
+            ``area``, ``rectangularity`` and ``kept`` (passes the building filter).
+        candidates: the masks that pass the building filter.
+    """
+
+    masks: gpd.GeoDataFrame
+    candidates: gpd.GeoDataFrame
+
+
+def auto_masks(auto: Sam2Auto, chip: np.ndarray) -> AutoResult:
+    """Run the automatic generator once on a chip; split its masks by the building filter."""
+    with torch.inference_mode(), autocast(auto.device):
+        raw = auto.generator.generate(chip)
+    masks = building_candidates(raw, chip.shape[:2], _KEEP_ALL)
+    masks["kept"] = auto.building.keep(masks, float(chip.shape[0] * chip.shape[1]))
+    return AutoResult(masks, masks[masks["kept"]].drop(columns="kept"))
+
+
+class UNetChips:
+    """The U-Net as a :class:`~aerialsam.inference.tiling.ChipModel` (footprint and contact channels)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.device = next(model.parameters()).device
+
+    def __call__(self, chips: np.ndarray, windows: Sequence[Window],
+                 flip: Flip = NO_FLIP) -> np.ndarray:
+        """(B, 2, H, W) footprint and contact probabilities of uint8 chips (B, H, W, 3)."""
+        images = torch.from_numpy(np.ascontiguousarray(chips)).to(self.device)
+        images = images.permute(0, 3, 1, 2).float() / 255.0
+        with torch.inference_mode():
+            logits = self.model(images)
+        return torch.sigmoid(logits.float()).cpu().numpy()

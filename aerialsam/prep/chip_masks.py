@@ -1,0 +1,212 @@
+"""Masks for every chip of a chip index (``chips.csv`` written by :mod:`aerialsam.prep.chips`).
+
+Labels are read once per source tile, in the tile's pixel coordinates; each chip's masks are
+then computed on the chip's window grown by a margin (clipped to the tile), and cropped. So a
+chip's masks are exactly the tile's masks cut at the chip window: neighbouring chips agree on
+their overlap, a building cut by a chip edge gets no boundary along the cut, and buildings
+just outside the chip still make contact pixels inside it. Padding (beyond the tile) is 0.
+
+Output folder::
+
+    OUT_DIR/masks.json                          the mask parameters (a rerun must match them)
+    OUT_DIR/masks.csv                           chip_id, aoi, image_id, one path column per kind
+    OUT_DIR/<kind>/<AOI>/<chip_id>.tif          one GeoTIFF per chip and kind, on the chip's grid
+
+Masks are uint8 {0, 255}; ``distance`` is float32 pixels, exact within ``size`` pixels of the
+chip (the whole tile for SpaceNet 2 tiles chipped at 512). Existing masks are skipped.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import shapely
+from rasterio.errors import RasterioError
+from rasterio.windows import Window
+from rasterio.windows import transform as window_transform
+from tqdm.auto import tqdm
+
+from aerialsam.data import spacenet
+from aerialsam.errors import InputError
+from aerialsam.io import atomic_path, record_params
+from aerialsam.prep import chips, masks
+
+log = logging.getLogger(__name__)
+
+PARAMS_FILE = "masks.json"
+MASK_INDEX = "masks.csv"
+DEFAULT_KINDS: tuple[str, ...] = ("footprint", "boundary", "contact")
+
+
+@dataclass(frozen=True)
+class MaskParams:
+    """How the masks of a folder were made (saved as ``masks.json``)."""
+
+    boundary_width: int = 3
+    boundary_side: str = "inner"
+    contact_spacing: float = 10
+
+
+@dataclass
+class MaskReport:
+    """What a batch run did: masks written and skipped, and ``(source, problem)`` failures."""
+
+    out_dir: Path
+    tiles: int = 0
+    written: int = 0
+    skipped: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)
+
+
+def mask_path(out_dir: str | Path, chip: pd.Series | dict, kind: str) -> Path:
+    """Where the ``kind`` mask of a chip index row lives: ``out_dir/<kind>/<chip path>``."""
+    return Path(out_dir) / kind / str(chip["path"])
+
+
+def spacenet_labels(source: str | Path, image_id: str) -> Path:
+    """The building GeoJSON of a SpaceNet 2 tile: ``<AOI folder>/geojson/buildings/…``."""
+    aoi_dir = Path(source).parent.parent
+    return aoi_dir / spacenet.GEOJSON_DIR / f"buildings_{image_id}.geojson"
+
+
+def write_chip_masks(chips_dir: str | Path, out_dir: str | Path,
+                     kinds: Sequence[str] = DEFAULT_KINDS, labels_dir: str | Path | None = None,
+                     params: MaskParams | None = None) -> MaskReport:
+    """Write the masks of every chip in ``chips_dir/chips.csv`` into ``out_dir``.
+
+    A tile whose image or labels cannot be read is reported in :attr:`MaskReport.failures`
+    (and logged) and none of its masks is left behind; the other tiles are processed.
+
+    Args:
+        chips_dir: the chip folder (holding ``chips.csv``).
+        out_dir: the mask folder (made if needed).
+        kinds: mask kinds to write (see :data:`aerialsam.prep.masks.MASK_KINDS`).
+        labels_dir: a folder of ``<image_id>.geojson`` label files; by default the SpaceNet 2
+            layout beside each source tile (``geojson/buildings/buildings_<image_id>.geojson``).
+        params: boundary and contact parameters.
+
+    Raises:
+        InputError: no chip index, an unknown kind, bad parameters, or ``out_dir`` holding
+            masks made with other parameters.
+    """
+    params = params or MaskParams()
+    kinds = _check_kinds(kinds, params)
+    index = chips.read_index(Path(chips_dir) / chips.INDEX_FILE)
+    out_dir = Path(out_dir)
+    _check_params_file(out_dir, params)
+    report = MaskReport(out_dir, tiles=index["source"].nunique())
+    groups = index.groupby("source", sort=False)
+    for source, rows in tqdm(groups, total=report.tiles, desc="masks", unit="tile", disable=None):
+        todo = [(row, k) for _, row in rows.iterrows() for k in kinds
+                if not mask_path(out_dir, row, k).exists()]
+        report.skipped += len(rows) * len(kinds) - len(todo)
+        if not todo:
+            continue
+        image_id = str(rows["image_id"].iloc[0])
+        labels = (Path(labels_dir) / f"{image_id}.geojson" if labels_dir
+                  else spacenet_labels(source, image_id))
+        try:
+            report.written += _tile_masks(Path(source), labels, todo, out_dir, params)
+        except (InputError, RasterioError) as exc:
+            problem = exc.problem if isinstance(exc, InputError) else str(exc).splitlines()[0]
+            where = exc.source if isinstance(exc, InputError) else source
+            report.failures.append((str(where), problem))
+            log.info("%s: %s", where, problem)
+    _write_mask_index(out_dir, index)
+    log.info("masks: %d written, %d already there, %d of %d tiles failed", report.written,
+             report.skipped, len(report.failures), report.tiles)
+    return report
+
+
+def _check_kinds(kinds: Sequence[str], params: MaskParams) -> list[str]:
+    unknown = [k for k in kinds if k not in masks.MASK_KINDS]
+    if unknown or not kinds:
+        raise InputError("--kinds", f"unknown mask kind(s) {unknown}; choose from "
+                                    f"{', '.join(masks.MASK_KINDS)}")
+    # Validate parameters once, before any tile is read.
+    masks.boundary_mask(np.zeros((1, 1), bool), params.boundary_width, params.boundary_side)
+    masks.contact_mask([], (1, 1), params.contact_spacing)
+    return list(dict.fromkeys(kinds))
+
+
+def _check_params_file(out_dir: Path, params: MaskParams) -> None:
+    """Save the parameters; refuse a folder whose existing masks were made with others."""
+    record_params(out_dir, PARAMS_FILE, asdict(params), "masks")
+
+
+def _tile_masks(source: Path, labels: Path, todo: list[tuple[pd.Series, str]], out_dir: Path,
+                params: MaskParams) -> int:
+    """Write the masks of one tile's chips; on failure remove those this call wrote."""
+    grid = masks.read_grid(source)
+    if not labels.exists():
+        raise InputError(labels, f"label file of {source.name} not found")
+    polygons = masks.read_labels(labels, grid, source)
+    tree = shapely.STRtree(polygons)
+    written: list[Path] = []
+    try:
+        for row, kind in todo:
+            mask = chip_mask(polygons, tree, grid.shape, row, kind, params)
+            chip_grid = masks.Grid(mask.shape, grid.crs,
+                                   window_transform(_window(row), grid.transform))
+            written.append(masks.write_mask(mask_path(out_dir, row, kind), mask, chip_grid))
+    except BaseException:
+        for path in written:
+            path.unlink(missing_ok=True)
+        raise
+    return len(written)
+
+
+def _window(row: pd.Series | dict) -> Window:
+    return Window(int(row["col_off"]), int(row["row_off"]), int(row["size"]), int(row["size"]))
+
+
+def chip_mask(polygons: np.ndarray, tree: shapely.STRtree, tile_shape: tuple[int, int],
+              row: pd.Series | dict, kind: str, params: MaskParams) -> np.ndarray:
+    """One chip's mask, equal to the tile's mask cut at the chip window (padding is 0).
+
+    Args:
+        polygons: the tile's buildings in tile pixel coordinates.
+        tree: an STR-tree over ``polygons``.
+        tile_shape: ``(rows, columns)`` of the tile.
+        row: the chip's index row (``row_off``, ``col_off``, ``size``).
+        kind: the mask kind.
+        params: boundary and contact parameters.
+    """
+    size, row_off, col_off = int(row["size"]), int(row["row_off"]), int(row["col_off"])
+    # Context around the chip: the boundary looks width // 2 px out; distance up to `size`.
+    margin = size if kind == "distance" else params.boundary_width
+    r0, c0 = max(0, row_off - margin), max(0, col_off - margin)
+    r1 = min(tile_shape[0], row_off + size + margin)
+    c1 = min(tile_shape[1], col_off + size + margin)
+    reach = params.contact_spacing  # buildings this close to the window can make contact in it
+    near = polygons[tree.query(shapely.box(c0 - reach, r0 - reach, c1 + reach, r1 + reach))]
+    shifted = shapely.transform(near, lambda xy: xy - np.array([c0, r0], dtype=float))
+    window = masks.make_mask(shifted, (r1 - r0, c1 - c0), kind, params.boundary_width,
+                             params.boundary_side, params.contact_spacing)
+    out = np.zeros((size, size), dtype=window.dtype)
+    valid_rows = min(size, tile_shape[0] - row_off)
+    valid_cols = min(size, tile_shape[1] - col_off)
+    out[:valid_rows, :valid_cols] = window[row_off - r0:row_off - r0 + valid_rows,
+                                           col_off - c0:col_off - c0 + valid_cols]
+    return out
+
+
+def _write_mask_index(out_dir: Path, index: pd.DataFrame) -> None:
+    """``masks.csv``: each chip with the relative path of each of its masks ('' if absent)."""
+    table = index[["chip_id", "aoi", "image_id"]].copy()
+    for kind in masks.MASK_KINDS:
+        paths = [Path(kind) / str(p) for p in index["path"]]
+        table[kind] = [str(p) if (out_dir / p).exists() else "" for p in paths]
+    with atomic_path(out_dir / MASK_INDEX) as tmp:
+        table.to_csv(tmp, index=False)
+
+
+def mask_summary(report: MaskReport) -> str:
+    """One line describing a batch run, for the command line."""
+    return (f"{report.written} masks written, {report.skipped} already there, "
+            f"{len(report.failures)} of {report.tiles} tiles failed; in {report.out_dir}")

@@ -1,0 +1,132 @@
+"""Validation and logging of the fine-tuning loop (first process only).
+
+Each logged row goes to ``metrics.csv`` and to TensorBoard event files under ``tb/``.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+from torch.utils.tensorboard import SummaryWriter
+
+from aerialsam.io import atomic_path
+from aerialsam.prep.chips import STRETCH_FILE
+from aerialsam.prep.stretch import load_stretches
+from aerialsam.training import runs
+from aerialsam.training.validation import tile_f1, val_sources
+
+
+def to_device(batch: dict, device: torch.device) -> dict:
+    """A collated batch with its tensors (and lists of tensors) moved to ``device``."""
+    return {k: v.to(device) if isinstance(v, torch.Tensor) else
+            [x.to(device) for x in v] if isinstance(v, list) and v and
+            isinstance(v[0], torch.Tensor) else v for k, v in batch.items()}
+
+
+METRIC_COLUMNS = ("step", "epoch", "split", "loss", "pixel_iou", "f1", "threshold", "lr",
+                  "seconds")
+
+
+def val_losses(ctx: Any) -> tuple[float, float]:
+    """Loss and pixel IoU over the validation chips (no augmentation, no gradients)."""
+    ctx.model.eval()
+    task = ctx.task.module if isinstance(ctx.task, DistributedDataParallel) else ctx.task
+    losses, logs = [], []
+    loader = DataLoader(ctx.val, batch_size=ctx.config.batch_size, collate_fn=ctx.collate,
+                        num_workers=ctx.config.workers)
+    with torch.no_grad():
+        for i, batch in enumerate(loader):
+            batch = to_device(batch, ctx.device)
+            batch["step_seed"] = ctx.config.seed + i
+            with torch.autocast(ctx.device.type, dtype=ctx.amp_dtype,
+                                enabled=ctx.amp_dtype is not None):
+                loss, batch_logs = _uncached(task, batch)
+            losses.append(float(loss))
+            logs.append(batch_logs)
+    ctx.model.train()
+    return summarize(losses, logs)
+
+
+def summarize(losses: list[float], logs: list[dict[str, float]]) -> tuple[float, float]:
+    """Mean loss and pixel IoU of several batches.
+
+    Dense outputs report pixel counts: the IoU is that of all the batches' pixels together.
+    Prompted batches report a mean IoU over their prompts and, without any building, a NaN
+    IoU and a zero loss: those are left out.
+    """
+    if logs and all("inter" in entry for entry in logs):
+        union = sum(entry["union"] for entry in logs)
+        iou = sum(entry["inter"] for entry in logs) / union if union else float("nan")
+        return sum(losses) / len(losses), iou
+    scored = [(loss, entry["pixel_iou"]) for loss, entry in zip(losses, logs, strict=True)
+              if not math.isnan(entry["pixel_iou"])]
+    if not scored:
+        return float("nan"), float("nan")
+    return (sum(loss for loss, _ in scored) / len(scored),
+            sum(iou for _, iou in scored) / len(scored))
+
+
+def _uncached(task: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    """A task's loss without its embedding cache (validation chips are not cached)."""
+    cache = getattr(task, "cache", None)
+    if cache is not None:
+        task.cache = None
+    try:
+        return task(batch)
+    finally:
+        if cache is not None:
+            task.cache = cache
+
+
+def validation_row(ctx: Any, step: int, epoch: int, final: bool) -> dict[str, float]:
+    loss, iou = val_losses(ctx)
+    row = {"step": step, "epoch": epoch, "split": "val", "loss": loss, "pixel_iou": iou}
+    ctx.model.eval()
+    stretches = load_stretches(ctx.data.chips / STRETCH_FILE)
+    size = int(ctx.val.chips["size"].iloc[0])
+    overlap = int(ctx.val.chips["overlap"].iloc[0])
+    thresholds = None if final else (0.5,)
+    scored = tile_f1(ctx.model, ctx.config, val_sources(ctx.val.chips), stretches, size,
+                     overlap, **({} if thresholds is None else {"thresholds": thresholds}))
+    ctx.model.train()
+    row.update(f1=scored.f1, threshold=scored.threshold)
+    if final:
+        row["oracle"] = scored.oracle
+        row["f1_per_threshold"] = {str(k): v for k, v in scored.per_threshold.items()}
+    return row
+
+
+def log_row(ctx: Any, writer: SummaryWriter | None, row: dict[str, Any]) -> None:
+    if ctx.rank != 0:
+        return
+    path = ctx.run_dir / runs.METRICS_FILE
+    new = not path.exists()
+    with path.open("a", newline="") as handle:
+        out = csv.DictWriter(handle, METRIC_COLUMNS, extrasaction="ignore")
+        if new:
+            out.writeheader()
+        out.writerow(row)
+    if writer is not None:
+        for key in ("loss", "pixel_iou", "f1", "lr"):
+            if isinstance(row.get(key), float) and not math.isnan(row[key]):
+                writer.add_scalar(f"{row['split']}/{key}", row[key], row["step"])
+
+
+def trim_metrics(run_dir: Path, step: int) -> None:
+    """Drop logged rows after ``step`` (a resumed run logs them again)."""
+    path = run_dir / runs.METRICS_FILE
+    if not path.exists():
+        return
+    with path.open(newline="") as handle:
+        rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= step]
+    with atomic_path(path) as tmp, tmp.open("w", newline="") as handle:
+        out = csv.DictWriter(handle, METRIC_COLUMNS)
+        out.writeheader()
+        out.writerows(rows)

@@ -1,0 +1,175 @@
+"""One training step's loss, for SAM 2 (every regime and prompt mode) and for the U-Net.
+
+A task is an ``nn.Module`` whose ``forward(batch)`` returns the loss and a few numbers to
+log, so the training loop (and DistributedDataParallel around it) is the same for every model.
+
+Losses: monai's Dice + binary cross-entropy on logits upsampled to the chip (targets are never
+resampled), plus an optional focal term. SAM 2 also learns its IoU head (mean squared error
+between predicted and actual IoU). With box or point prompts each prompted building has its
+three multimask outputs scored and only the best one counts, as in SAM's own training.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from monai.losses import DiceLoss, FocalLoss
+from sam2.modeling.sam2_base import SAM2Base
+from scipy import ndimage
+from torch import nn
+
+from aerialsam.models.sam2_calls import Features, decode_prompts, decode_semantic, encode, upscale
+from aerialsam.training.embedding_cache import EmbeddingCache
+from aerialsam.training.train_config import TrainConfig
+
+DENSE_TARGETS = ("footprint", "contact")
+"""Targets of the dense outputs: SAM 2's multimask channels 0, 1 and the U-Net's channels."""
+
+
+class SegmentationLoss(nn.Module):
+    """Dice + binary cross-entropy (+ focal) per sample and channel, on logits."""
+
+    def __init__(self, focal_weight: float = 0.0) -> None:
+        super().__init__()
+        self.dice = DiceLoss(sigmoid=True, reduction="none")
+        self.focal = FocalLoss(reduction="none") if focal_weight > 0 else None
+        self.focal_weight = focal_weight
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Loss per (sample, channel): shape (N, C)."""
+        logits = logits.float()
+        loss = self.dice(logits, target).flatten(1)
+        loss = loss + F.binary_cross_entropy_with_logits(logits, target,
+                                                         reduction="none").mean((2, 3))
+        if self.focal is not None:
+            loss = loss + self.focal_weight * self.focal(logits, target).mean((2, 3))
+        return loss
+
+
+def mask_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """IoU of ``logits > 0`` with a binary target, per (sample, channel); 1 when both empty."""
+    pred = logits.detach() > 0
+    truth = target > 0.5
+    inter = (pred & truth).sum((2, 3)).float()
+    union = (pred | truth).sum((2, 3)).float()
+    return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+
+
+def overlap_counts(logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """Footprint pixels predicted and true, summed over the batch: ``inter``, ``union`` and
+    their ratio ``pixel_iou`` (NaN when both are empty). Sums let a whole validation set be
+    scored as one mask, so empty chips do not count as perfect."""
+    pred = logits[:, :1].detach() > 0
+    truth = target[:, :1] > 0.5
+    inter, union = float((pred & truth).sum()), float((pred | truth).sum())
+    return {"pixel_iou": inter / union if union else float("nan"), "inter": inter,
+            "union": union}
+
+
+def dense_targets(batch: dict, names: tuple[str, ...]) -> torch.Tensor:
+    """The batch's target masks stacked as channels (N, len(names), H, W)."""
+    return torch.cat([batch[name] for name in names], dim=1)
+
+
+class UNetTask(nn.Module):
+    """The U-Net's step: footprint and contact channels against their masks."""
+
+    def __init__(self, unet: nn.Module, config: TrainConfig) -> None:
+        super().__init__()
+        self.model = unet
+        self.loss = SegmentationLoss(config.focal_weight)
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss and :func:`overlap_counts` of a batch from ``collate_unet``."""
+        logits = self.model(batch["image"])
+        names = DENSE_TARGETS[:logits.shape[1]]
+        target = dense_targets(batch, names)
+        loss = self.loss(logits, target).mean()
+        return loss, overlap_counts(logits, target)
+
+
+class Sam2Task(nn.Module):
+    """SAM 2's step in any regime (decoder, full, lora) and prompt mode (none, box, point).
+
+    Args:
+        model: the SAM 2 model, with LoRA adapters already added for ``lora``.
+        config: the run's configuration.
+        cache: encoder features computed once per chip (``decoder`` regime only).
+    """
+
+    def __init__(self, model: SAM2Base, config: TrainConfig,
+                 cache: EmbeddingCache | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.config = config
+        self.cache = cache
+        self.loss = SegmentationLoss(config.focal_weight)
+
+    def features(self, batch: dict) -> Features:
+        """Encoder features of the batch: cached, frozen, or with gradients."""
+        if self.config.regime != "decoder":
+            return encode(self.model, batch["image"])
+        if self.cache is not None:
+            return self.cache.features(batch["chip_id"], batch["image"])
+        with torch.no_grad():
+            return encode(self.model, batch["image"])
+
+    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        """Loss and ``{"pixel_iou": …}`` of a batch from ``collate_sam2``."""
+        feats = self.features(batch)
+        if self.config.prompt == "none":
+            return self._dense_step(feats, batch)
+        return self._prompt_step(feats, batch)
+
+    def _dense_step(self, feats: Features, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        logits, iou_pred = decode_semantic(self.model, feats, multimask=True)
+        target = dense_targets(batch, tuple(n for n in DENSE_TARGETS if n in batch))
+        logits = upscale(logits[:, :target.shape[1]], *target.shape[-2:])
+        loss = self.loss(logits, target).mean()
+        actual = mask_iou(logits[:, :1], target[:, :1])
+        loss = loss + self.config.iou_loss_weight * F.mse_loss(iou_pred[:, :1].float(), actual)
+        return loss, overlap_counts(logits, target)
+
+    def _prompt_step(self, feats: Features, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        generator = torch.Generator().manual_seed(int(batch["step_seed"]))
+        losses, ious = [], []
+        for i in range(len(feats)):
+            prompts, targets = self._sample(batch, i, generator)
+            if prompts is None:
+                continue
+            xy = prompts.to(feats.image_embed.device)
+            if self.config.prompt == "box":
+                logits, iou_pred = decode_prompts(self.model, feats.select(i), boxes=xy,
+                                                  multimask=True)
+            else:
+                logits, iou_pred = decode_prompts(self.model, feats.select(i),
+                                                  points=xy[:, None], multimask=True)
+            logits = upscale(logits, *targets.shape[-2:])
+            target = targets[:, None].expand_as(logits)
+            per_mask = self.loss(logits, target)
+            actual = mask_iou(logits, target)
+            losses.append(per_mask.min(dim=1).values.mean() + self.config.iou_loss_weight
+                          * F.mse_loss(iou_pred.float(), actual))
+            ious.append(actual.gather(1, per_mask.argmin(dim=1, keepdim=True)).mean())
+        if not losses:  # no building in the batch: a zero loss that still reaches every weight
+            zero = sum(p.sum() * 0.0 for p in self.parameters() if p.requires_grad)
+            return zero, {"pixel_iou": float("nan")}
+        return torch.stack(losses).mean(), {"pixel_iou": float(torch.stack(ious).mean())}
+
+    def _sample(self, batch: dict, i: int, generator: torch.Generator
+                ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Up to ``max_prompts`` jittered prompts of chip ``i`` and their building masks."""
+        footprint = batch["footprint"][i, 0]
+        labels, count = ndimage.label(footprint.cpu().numpy() > 0.5)
+        if count == 0:
+            return None, None
+        chosen = torch.randperm(count, generator=generator)[:self.config.max_prompts]
+        targets = torch.from_numpy(labels[None] == (chosen.numpy()[:, None, None] + 1))
+        targets = targets.to(footprint.device, torch.float32)
+        if self.config.prompt == "point":
+            return batch["points"][i][chosen], targets
+        boxes = batch["boxes"][i][chosen]
+        side = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
+        noise = (torch.rand(boxes.shape, generator=generator) * 2 - 1) * self.config.box_jitter
+        return boxes + noise * side, targets
+

@@ -1,0 +1,190 @@
+"""What a fine-tuning run does: one dataclass, from a profile or a YAML file, checked up front.
+
+Everything is validated when the configuration is made, so an unknown key or an impossible
+combination stops the run before any data is read, not an hour into training.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from aerialsam.config import Profile, load_profile
+from aerialsam.errors import InputError
+from aerialsam.models.variants import VARIANT_NAMES, check_image_size
+
+MODELS = ("sam2", "unet")
+REGIMES = ("decoder", "full", "lora")
+PROMPTS = ("none", "box", "point")
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A fine-tuning run of SAM 2 or of the U-Net baseline.
+
+    Attributes:
+        name: the run folder's name under ``runs/`` (default: model, regime and prompt).
+        model: ``sam2`` or ``unet``.
+        regime: SAM 2 only. ``decoder`` (frozen image encoder, trains the mask decoder and
+            prompt encoder), ``full`` (everything; the encoder at ``lr * encoder_lr_scale``)
+            or ``lora`` (low-rank adapters on the encoder's attention, decoder trained).
+        prompt: SAM 2 only. ``none`` (dense masks per chip: footprint and contact),
+            ``box`` or ``point`` (jittered ground-truth prompts per building).
+        variant, checkpoint, image_size: the SAM 2 model (see ``load_sam2``).
+        unet_features: U-Net width preset (``small`` or ``standard``).
+        aois: AOIs to train on (default all).
+        steps: optimiser steps; batch_size: chips per step per process; grad_accum:
+            micro-batches summed into one step.
+        lr, encoder_lr_scale, weight_decay, warmup_steps, clip_grad: AdamW with linear
+            warm-up and cosine decay, gradient norm clipped.
+        focal_weight: weight of a focal loss added to Dice + cross-entropy.
+        iou_loss_weight: weight of SAM 2's IoU-prediction loss.
+        max_prompts: buildings prompted per chip (box/point), sampled when there are more.
+        box_jitter: box corners move by up to this fraction of the box side.
+        lora_rank, lora_alpha: the adapters' rank and scale.
+        amp: ``auto`` (bf16 on GPUs that have it, else fp32), ``bf16``, ``fp16`` or ``off``.
+        checkpoint_every: steps between checkpoints (one is always written at the end).
+        val_every: steps between validations (0: once per epoch).
+        augment: flips, rotations, colour and scale jitter on training chips.
+        embedding_cache: ``decoder`` regime: compute each chip's encoder features once.
+        seed: seeds weights' init, data order, augmentations and prompt sampling.
+        device: ``auto``, ``cpu``, ``cuda`` or ``mps``.
+        workers: processes reading and augmenting chips (0: in the training process;
+            on a GPU machine a few keep the GPU fed).
+    """
+
+    name: str = ""
+    model: str = "sam2"
+    regime: str = "decoder"
+    prompt: str = "none"
+    variant: str = "tiny"
+    checkpoint: str | None = "random"
+    image_size: int = 1024
+    unet_features: str = "small"
+    aois: tuple[str, ...] | None = None
+    steps: int = 200
+    batch_size: int = 4
+    grad_accum: int = 1
+    lr: float = 3e-4
+    encoder_lr_scale: float = 0.1
+    weight_decay: float = 0.01
+    warmup_steps: int = 10
+    clip_grad: float = 1.0
+    focal_weight: float = 0.0
+    iou_loss_weight: float = 1.0
+    max_prompts: int = 16
+    box_jitter: float = 0.1
+    lora_rank: int = 4
+    lora_alpha: float = 8.0
+    amp: str = "auto"
+    checkpoint_every: int = 50
+    val_every: int = 0
+    augment: bool = True
+    embedding_cache: bool = True
+    seed: int = 0
+    device: str = "auto"
+    workers: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _check_choice("model", self.model, MODELS)
+        _check_choice("regime", self.regime, REGIMES)
+        _check_choice("prompt", self.prompt, PROMPTS)
+        _check_choice("amp", self.amp, AMP_MODES)
+        _check_choice("variant", self.variant, VARIANT_NAMES)
+        check_image_size(self.image_size)
+        for key in ("steps", "batch_size", "grad_accum", "checkpoint_every", "max_prompts"):
+            if getattr(self, key) < 1:
+                raise InputError(key, f"must be at least 1, got {getattr(self, key)}")
+        if self.lr <= 0:
+            raise InputError("lr", f"must be positive, got {self.lr}")
+
+    @property
+    def run_name(self) -> str:
+        """``name``, or e.g. ``sam2_tiny_decoder_none`` / ``unet_small``."""
+        if self.name:
+            return self.name
+        if self.model == "unet":
+            return f"unet_{self.unet_features}"
+        return f"sam2_{self.variant}_{self.regime}_{self.prompt}"
+
+    @property
+    def uses_cache(self) -> bool:
+        """Whether encoder features come from the embedding cache."""
+        return self.model == "sam2" and self.regime == "decoder" and self.embedding_cache
+
+    def to_dict(self) -> dict[str, Any]:
+        """A YAML/JSON-ready dictionary (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InputError(key, f"unknown value {value!r}; choose one of {', '.join(choices)}")
+
+
+def from_profile(profile: str | Profile, **overrides: Any) -> TrainConfig:
+    """The training configuration a profile implies (its size, steps, batch and seed).
+
+    Raises:
+        InputError: an unknown profile or override key.
+    """
+    profile = load_profile(profile)
+    base = {"variant": profile.sam_variant, "checkpoint": profile.sam_checkpoint,
+            "image_size": profile.sam_image_size, "steps": profile.train_steps,
+            "batch_size": profile.batch_size, "seed": profile.seed, "device": profile.device,
+            "checkpoint_every": max(1, min(50, profile.train_steps)),
+            "warmup_steps": max(1, profile.train_steps // 20)}
+    return make_config({**base, **overrides}, source=f"profile {profile.name}")
+
+
+def make_config(values: dict[str, Any], source: str = "config") -> TrainConfig:
+    """A :class:`TrainConfig` from a dictionary, refusing unknown keys by name.
+
+    Raises:
+        InputError: unknown keys (naming ``source``) or invalid values.
+    """
+    values = _checked(values, source)
+    if values.get("aois") is not None:
+        values["aois"] = tuple(values["aois"])
+    return TrainConfig(**values)
+
+
+def load_config(config: str | Path, **overrides: Any) -> TrainConfig:
+    """A profile name (``smoke``, ``demo``, ``full``) or a YAML file of :class:`TrainConfig` keys.
+
+    A YAML file may name a ``profile`` to start from; its other keys override it.
+
+    Raises:
+        InputError: a missing or malformed file, or unknown keys.
+    """
+    path = Path(config)
+    if not path.suffix and not path.exists():
+        return from_profile(str(config), **overrides)
+    if not path.is_file():
+        raise InputError(path, "config file not found (or give a profile: smoke, demo, full)")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise InputError(path, f"not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(values, dict):
+        raise InputError(path, "expected a mapping of config keys")
+    profile = values.pop("profile", None)
+    if profile is not None:
+        return from_profile(profile, **{**_checked(values, path), **overrides})
+    return make_config({**values, **overrides}, source=str(path))
+
+
+def _checked(values: dict[str, Any], source: str | Path) -> dict[str, Any]:
+    """A copy of ``values``, or an error naming ``source`` and the keys no config has."""
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise InputError(source, f"unknown key(s) {unknown}; known keys: {sorted(known)}")
+    return dict(values)

@@ -1,0 +1,140 @@
+"""Tables, figures and error analysis of the per-city evaluation (book chapter 09).
+
+The numbers come from :func:`aerialsam.evaluation.per_city.evaluate` (``reports/<name>/``); this module
+turns them into the headline table (with the 2017 competition as reference rows), the
+cross-city matrix, the input-size study, F1 by building size, the worst tiles of each city
+and a count of merged buildings.
+
+Definitions used in the error analysis:
+
+- **F1 by building size**: true positives and missed buildings are binned by the area of
+  the true building, false positives by the area of the false proposal; each bin's F1 is
+  ``2 TP / (2 TP + FP + FN)``.
+- **Merged buildings**: a proposal *merges* buildings when at least two true buildings of its
+  tile each have half or more of their area inside it. Such a proposal can match at most one
+  of them (usually none, its IoU with each being low): the others are false negatives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from pandas.io.formats.style import Styler
+
+from aerialsam.config import AOIS
+from aerialsam.data import spacenet
+from aerialsam.evaluation.competition import CITY
+from aerialsam.metrics.building_f1 import ScoreResult
+from aerialsam.prep.stretch import Stretch
+from aerialsam.viz.imagery import read_rgb
+from aerialsam.viz.scoring import outcome_legend, plot_outcomes
+
+
+def show_headline(table: pd.DataFrame, split: str = "test") -> Styler:
+    """The headline table as the book shows it: three decimals, a dash where nothing was
+    published or measured, and the ``scored on`` column said once in the caption instead of
+    on every row (the table must fit the page)."""
+    numbers = table.columns.drop("scored on")
+    return (table.style.format("{:.2f}", subset=["images/s"], na_rep="—")
+            .format("{:.3f}", subset=numbers.drop("images/s"), na_rep="—")
+            .hide(["scored on"], axis="columns").hide(axis="index", names=True)
+            .set_caption("SpaceNet F1 (IoU > 0.5) per city; overall = mean of the cities. "
+                         f"Models scored on this run's {split} tiles; 2017 rows: the "
+                         "competition's winners, scored by the SpaceNet team on its own test "
+                         "set (no precision, recall or speed published).")
+            .set_table_attributes('class="dataframe"'))
+
+
+def plot_headline(table: pd.DataFrame) -> Figure:
+    """F1 per city of each evaluated model, with the 2017 winner's scores as black ticks."""
+    cities = [CITY[a] for a in AOIS] + ["overall"]
+    ours = table[~table.index.str.startswith("2017")]
+    fig, ax = plt.subplots(figsize=(10, 4))
+    width = 0.8 / max(1, len(ours))
+    x = np.arange(len(cities))
+    for i, (name, row) in enumerate(ours.iterrows()):
+        values = row[cities].astype(float).fillna(0.0).to_numpy()
+        ax.bar(x + (i - (len(ours) - 1) / 2) * width, values, width, label=name,
+               hatch="//" if "ORACLE" in name else None, edgecolor="white")
+    winner = table.loc["2017: XD_XD (1st)", cities].astype(float)
+    ax.scatter(x, winner, marker="_", s=900, color="black", zorder=3,
+               label="2017 winner XD_XD (its own test set)")
+    ax.set_xticks(x, cities)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("SpaceNet F1 (IoU > 0.5)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_cross_city(matrix: pd.DataFrame, title: str) -> Figure:
+    """The cross-city matrix as a heat map (diagonal: trained and tested on one city)."""
+    side = 1.1 * len(matrix) + 2.5
+    fig, ax = plt.subplots(figsize=(side, side - 1.0))
+    image = ax.imshow(matrix.to_numpy(dtype=float), cmap="viridis", vmin=0, vmax=1)
+    for (i, j), value in np.ndenumerate(matrix.to_numpy(dtype=float)):
+        text = "n/a" if np.isnan(value) else f"{value:.2f}"
+        ax.text(j, i, text, ha="center", va="center",
+                color="white" if np.isnan(value) or value < 0.5 else "black",
+                fontweight="bold" if i == j else None)
+    ax.set_xticks(range(len(matrix.columns)), matrix.columns)
+    ax.set_yticks(range(len(matrix.index)), matrix.index)
+    ax.set_xlabel("tested on")
+    ax.set_ylabel("trained on")
+    ax.set_title(title, fontsize=10)
+    fig.colorbar(image, ax=ax, label="SpaceNet F1", shrink=0.8)
+    fig.tight_layout()
+    return fig
+
+
+def plot_size_study(table: pd.DataFrame, title: str) -> Figure:
+    """F1 and seconds per tile against SAM 2's input size."""
+    fig, (ax_f1, ax_time) = plt.subplots(1, 2, figsize=(9, 3.2))
+    sizes = table.index.to_numpy()
+    ax_f1.plot(sizes, table["overall F1"], marker="o")
+    ax_f1.set_ylim(0, 1)
+    ax_f1.set_ylabel("overall F1")
+    ax_time.plot(sizes, table["seconds per tile"], marker="o", color="tab:red")
+    ax_time.set_ylim(0, None)
+    ax_time.set_ylabel("seconds per 650 px tile")
+    for ax in (ax_f1, ax_time):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(sizes, [str(s) for s in sizes])
+        ax.set_xlabel("SAM 2 input (= chip) side, px")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def plot_f1_by_size(tables: Mapping[str, pd.DataFrame]) -> Figure:
+    """F1 per building-area bin, one line per model."""
+    fig, ax = plt.subplots(figsize=(8, 3.2))
+    for name, table in tables.items():
+        ax.plot(table.index.astype(str), table["f1"], marker="o", label=name)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("building area, px² (true buildings for TP/FN, proposals for FP)")
+    ax.set_ylabel("F1 in the bin")
+    ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_worst_tiles(result: ScoreResult, image_ids: Sequence[str],
+                     tiles: Mapping[str, spacenet.Tile], stretches: Mapping[str, Stretch],
+                     title: str) -> Figure:
+    """Matched, missed and false polygons over each of the tiles (see viz_metric's colours)."""
+    count = max(1, len(image_ids))
+    fig, axes = plt.subplots(1, count, figsize=(4.2 * count, 5.4), squeeze=False)
+    for ax, image in zip(axes[0], image_ids, strict=False):
+        tile = tiles[image]
+        plot_outcomes(ax, result, image, read_rgb(tile, stretches[tile.aoi]))
+    fig.suptitle(title, fontsize=11)
+    outcome_legend(fig)
+    fig.tight_layout(rect=(0, 0.07, 1, 0.93))
+    return fig
+
+
