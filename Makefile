@@ -8,7 +8,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.aerialsam-installed
 PROFILE ?= demo
 
-.PHONY: install test book lint clean
+.PHONY: install test book lint bench clean
 
 install: $(STAMP)
 
@@ -23,11 +23,17 @@ $(STAMP): pyproject.toml
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (aerialsam)" >/dev/null
 	touch $(STAMP)
 
-test: install
+# The lint runs first: an upward import between stages (see aerialsam/__init__.py) fails CI.
+test: lint
 	$(PY) -m pytest -q
 
 lint: install
-	$(PY) -m ruff check aerialsam tests benchmarks
+	$(PY) -m ruff check aerialsam tests benchmarks book
+	$(VENV)/bin/lint-imports
+
+# Each benchmark prints one JSON line of figures and ratios (see CONTRIBUTING.md).
+bench: install
+	for script in benchmarks/bench_*.py; do $(PY) $$script || exit 1; done
 
 book: install
 	$(PY) -m aerialsam.book.notebooks --profile $(PROFILE) --out _build/executed

@@ -170,7 +170,8 @@ PROFILES: dict[str, Profile] = {
 }
 
 
-def load_profile(name: str | Profile, **overrides: Any) -> Profile:
+def load_profile(name: str | Profile,
+                 **overrides: Any) -> Profile:  # noqa: ANN401 (any Profile field)
     """Return the profile called ``name``, with ``overrides`` replacing some of its fields.
 
     Args:

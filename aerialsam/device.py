@@ -58,10 +58,11 @@ def autocast(device: str | torch.device) -> contextlib.AbstractContextManager:
 
 
 def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
-    """The training autocast dtype of an ``amp`` mode (``TrainConfig.amp``: auto, bf16, fp16, off) on ``device``.
+    """The training autocast dtype of an ``amp`` mode on ``device``.
 
-    ``auto`` gives bfloat16 on a CUDA GPU that has it, float16 on an older one and ``None``
-    (float32) elsewhere; ``off`` always ``None``.
+    The modes are those of ``TrainConfig.amp``: auto, bf16, fp16, off. ``auto`` gives
+    bfloat16 on a CUDA GPU that has it, float16 on an older one and ``None`` (float32)
+    elsewhere; ``off`` always ``None``.
     """
     if mode == "off" or (mode == "auto" and device.type != "cuda"):
         return None

@@ -17,6 +17,12 @@ class InputError(AerialSamError):
     """Bad user input: names the file (or argument) and what is wrong with it."""
 
     def __init__(self, source: str | Path, problem: str) -> None:
+        """Name the input and its problem; the message reads ``source: problem``.
+
+        Args:
+            source: the file (or argument) at fault.
+            problem: what is wrong with it.
+        """
         self.source = str(source)
         self.problem = problem
         super().__init__(f"{self.source}: {problem}")

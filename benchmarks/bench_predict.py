@@ -4,8 +4,9 @@ Part 1, speed (CPU, SAM 2.1 tiny, random weights, input ``--image-size`` 512): s
 tiles (650 x 650, uint16, stretched with their AOI's 2-98 percentile bounds) are predicted with
 box prompts from their ground truth (oracle boxes) by
 
-- ours: :func:`aerialsam.inference.tiling.predict_raster` with :class:`aerialsam.inference.chip_models.Sam2Prompted`
-  (one image-encoder pass per batch of chips), at each of ``--batch-sizes``;
+- ours: :func:`aerialsam.inference.tiling.predict_raster` with
+  :class:`aerialsam.inference.chip_models.Sam2Prompted` (one image-encoder pass per batch of
+  chips), at each of ``--batch-sizes``;
 - the baseline: a plain loop written here over the same chip grid with the same stretch and
   the same boxes per chip: ``SAM2ImagePredictor.set_image(chip)``, ``predict(box=boxes,
   multimask_output=False)``, the highest probability over the masks, the same blending

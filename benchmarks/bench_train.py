@@ -58,7 +58,7 @@ import torch
 
 from aerialsam import config as profiles
 from aerialsam.training import datasets, loop, train_config
-from aerialsam.training.logs import validate
+from aerialsam.training.logs import validation_row
 
 CASES: dict[str, dict[str, Any]] = {
     "decoder_cache": {"model": "sam2", "regime": "decoder", "embedding_cache": True},
@@ -153,7 +153,7 @@ def child(case: str, data_root: Path, runs_dir: Path, mode: str, image_size: int
         out.update(_summary(records[1:]))
     if case == BASELINE and mode != "quick":
         started = time.perf_counter()
-        row = validate(ctx, count, records[-1]["epoch"], final=True)
+        row = validation_row(ctx, count, records[-1]["epoch"], final=True)
         out["final_validation"] = {"seconds": round(time.perf_counter() - started, 2),
                                    "val_chips": len(ctx.val),
                                    "thresholds": len(row["f1_per_threshold"])}

@@ -1,4 +1,4 @@
-"""Shared fixtures: the real SpaceNet sample files and a small synthetic demo dataset."""
+"""Shared fixtures: the real SpaceNet sample files, synthetic cities, prepared training data."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from aerialsam import config
 from aerialsam.data import demo, spacenet
+from aerialsam.training import datasets
+from aerialsam.training.loop import TrainData
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT.parent / "shared" / "data" / "spacenet_samples"
@@ -14,8 +17,13 @@ SAMPLES = ROOT.parent / "shared" / "data" / "spacenet_samples"
 
 @pytest.fixture(scope="session")
 def samples_dir() -> Path:
-    """The real SpaceNet sample files beside the checkout (see their PROVENANCE.md)."""
-    assert SAMPLES.is_dir(), f"{SAMPLES} is missing: the tests need ../shared beside the repo"
+    """The real SpaceNet sample files beside the checkout (see their PROVENANCE.md).
+
+    They are oracles, not decoration: a checkout without ``../shared`` fails the tests that
+    need them, with this line, rather than skipping them.
+    """
+    if not SAMPLES.is_dir():
+        pytest.fail(f"{SAMPLES} is missing: the tests need ../shared beside the repository")
     return SAMPLES
 
 
@@ -33,3 +41,19 @@ def tile(tmp_path_factory: pytest.TempPathFactory) -> spacenet.Tile:
     root = tmp_path_factory.mktemp("demo-tile")
     demo.make_demo(root, tiles_per_aoi=1, aois=["vegas"])
     return spacenet.find_tiles(root)[0]
+
+
+@pytest.fixture(scope="session")
+def smoke_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The smoke profile's data folder with every stage training needs (demo AOIs, chips,
+    masks, splits), made once per test session: a few seconds."""
+    data_dir = tmp_path_factory.mktemp("train_data")
+    datasets.prepare_training_data(config.load_profile("smoke"), data_dir)
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def smoke_train_data(smoke_data_dir: Path) -> TrainData:
+    """The training stages of :func:`smoke_data_dir`."""
+    paths = config.stage_paths(smoke_data_dir)
+    return TrainData(paths.chips, paths.masks, paths.splits)

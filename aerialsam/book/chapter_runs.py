@@ -24,14 +24,15 @@ log = logging.getLogger(__name__)
 
 
 def ensure_run(profile: str | Profile, data_dir: str | Path, model: str = "sam2",
-               **overrides: Any) -> Path:
+               **overrides: Any) -> Path:  # noqa: ANN401 (any TrainConfig field)
     """The run folder of a ``model`` run of ``profile``: trained, resumed or reused.
 
     Args:
         profile: the run profile (its size, steps, batch and seed).
         data_dir: the data folder; the run goes to ``data_dir/runs/<run name>``.
         model: ``sam2`` or ``unet``.
-        **overrides: :class:`~aerialsam.training.train_config.TrainConfig` keys (``name``, ``aois``, …).
+        **overrides: :class:`~aerialsam.training.train_config.TrainConfig` keys (``name``,
+            ``aois``, …).
 
     Raises:
         InputError: the folder holds a run with other settings.
@@ -43,8 +44,10 @@ def ensure_run(profile: str | Profile, data_dir: str | Path, model: str = "sam2"
 
 
 def book_overrides(profile: Profile, model: str = "sam2") -> dict[str, Any]:
-    """The ``from_profile`` overrides of the book's run of ``model`` (``sam2`` or ``unet``):
-    its name and the profile's :meth:`~aerialsam.config.BookSettings.run_overrides`."""
+    """The ``from_profile`` overrides of the book's run of ``model`` (``sam2`` or ``unet``).
+
+    Its name and the profile's :meth:`~aerialsam.config.BookSettings.run_overrides`.
+    """
     return {"model": model, "name": f"book_{model}", **profile.book.run_overrides()}
 
 

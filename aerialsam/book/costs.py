@@ -1,4 +1,10 @@
-"""TODO docstring."""
+"""What fine-tuning costs, measured here and projected to a GPU (book chapter 07).
+
+Seconds per training step with and without the embedding cache (measured on this machine),
+what the cache saves over a whole run, the mask decoder's FLOPs (counted by torch), the
+training chips a profile makes, and the compute time of a 1024 px run on an H100 at a stated
+fraction of its bf16 peak.
+"""
 
 from __future__ import annotations
 
@@ -99,8 +105,10 @@ def decoder_gflop(config: TrainConfig, image_size: int = 1024) -> float:
 
 
 def profile_train_chips(profile: Profile, tile_side: int = 650) -> int:
-    """Training chips a profile makes: SpaceNet 2 tiles (650 px) per AOI, chips per tile, and
-    the train fraction of the splits (an estimate before the data exist)."""
+    """Training chips a profile makes (an estimate before the data exist).
+
+    SpaceNet 2 tiles (650 px) per AOI, chips per tile, and the train fraction of the splits.
+    """
     per_tile = len(chip_windows(tile_side, tile_side, profile.chip_size, profile.chip_overlap))
     tiles = (profile.tiles_per_aoi or 0) * len(profile.aois)
     return round(tiles * per_tile * DEFAULT_FRACTIONS[0])

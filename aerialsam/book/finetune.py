@@ -1,10 +1,10 @@
-"""Fine-tuning as the book runs it (chapters 07 and 08): settings, runs, examples, costs.
+"""Fine-tuning as the book shows it (chapters 07 and 08): tables, examples, parameters.
 
-The notebooks train one SAM 2 run and one U-Net run per profile, under fixed names shared by
-both chapters, so chapter 08 reuses chapter 07's SAM 2 run (and trains it when it runs alone).
-A finished run is loaded, never retrained, so the book can be rebuilt at no cost.
-
-The figures of these runs are in :mod:`aerialsam.viz.curves`.
+The runs themselves are trained or reused by :mod:`aerialsam.book.chapter_runs` (one SAM 2
+run and one U-Net run per profile, shared by the chapters); this module reads them: the
+configuration as a table, the metrics and final scores, validation examples before and after
+training, what each SAM 2 regime trains. What the runs cost is in :mod:`aerialsam.book.costs`,
+the figures in :mod:`aerialsam.viz.curves`.
 """
 
 from __future__ import annotations
@@ -80,8 +80,11 @@ def trainable_parameters(config: TrainConfig) -> pd.DataFrame:
 
 
 def curve_summary(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Where the curves start and end: train loss (mean of the first and last tenth of the
-    steps) and each validation number at its first and last evaluation."""
+    """Where the curves start and end.
+
+    Train loss (mean of the first and last tenth of the steps) and each validation number at
+    its first and last evaluation.
+    """
     train_rows = metrics[metrics["split"] == "train"]
     val_rows = metrics[metrics["split"] == "val"]
     tenth = max(1, len(train_rows) // 10)

@@ -1,4 +1,8 @@
-"""TODO docstring."""
+"""Simulated proposals that show the SpaceNet 2 metric before any model exists (chapter 05).
+
+:func:`jittered_proposals` makes plausible proposals from truth polygons (shifted, resized,
+some missed, some false alarms). Its numbers describe that simulation, not a model.
+"""
 
 from __future__ import annotations
 
@@ -17,13 +21,20 @@ def jittered_proposals(truth: gpd.GeoDataFrame, image_id: str, seed: int = 0,
                        miss: float = 0.15,
                        wild: float = 0.1, false_alarms: int = 4,
                        size: tuple[int, int] = (650, 650)) -> gpd.GeoDataFrame:
-    """Simulated proposals for one image: each truth polygon shifted by about 2 px and resized
-    by up to 10 %, a fraction ``miss`` left out, a fraction ``wild`` shifted by 10-20 px
-    (below IoU 0.5 for small buildings), plus ``false_alarms`` random boxes.
+    """Simulated proposals for one image: its truth polygons jittered, some missed, some added.
+
+    Each truth polygon is shifted by about 2 px and resized by up to 10 %, a fraction ``miss``
+    left out, a fraction ``wild`` shifted by 10-20 px (below IoU 0.5 for small buildings),
+    plus ``false_alarms`` random boxes.
 
     Args:
         truth: one image's truth polygons (pixels).
         image_id: the image's id, written to ``ImageId``.
+        seed: seeds every random choice, so a proposal set can be made again.
+        miss: the fraction of truth polygons left out.
+        wild: the fraction of kept polygons shifted far (10-20 px).
+        false_alarms: random boxes added where no building need be.
+        size: the image's (height, width) in pixels, where the false alarms fall.
 
     Returns:
         Columns ``ImageId``, ``BuildingId``, ``Confidence``, ``geometry``.
@@ -45,9 +56,11 @@ def jittered_proposals(truth: gpd.GeoDataFrame, image_id: str, seed: int = 0,
 
 
 def simulate_aoi_proposals(tiles: Sequence[spacenet.Tile], seed: int = 0) -> gpd.GeoDataFrame:
-    """:func:`jittered_proposals` for every tile, in one proposal frame whose
-    ``attrs["image_ids"]`` lists every tile (ready for
-    :func:`aerialsam.inference.vectorize.write_proposals_csv`)."""
+    """:func:`jittered_proposals` for every tile, in one proposal frame.
+
+    Its ``attrs["image_ids"]`` lists every tile (ready for
+    :func:`aerialsam.inference.vectorize.write_proposals_csv`).
+    """
     frames = [jittered_proposals(spacenet.read_tile_labels(tile, pixel=True), tile.image_id,
                                  seed=seed + tile.number) for tile in tiles]
     out = gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry")

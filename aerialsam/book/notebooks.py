@@ -26,18 +26,26 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-import nbformat
-import papermill
 import yaml
 
 from aerialsam import __version__
 from aerialsam.config import PROFILES
 from aerialsam.errors import AerialSamError, InputError
 
+try:  # the ``book`` extra: a plain install says so in one line instead of a traceback
+    import nbformat
+    import papermill
+except ModuleNotFoundError as _missing:
+    nbformat = papermill = None  # type: ignore[assignment]
+    MISSING_EXTRA: str | None = _missing.name
+else:
+    MISSING_EXTRA = None
+
 log = logging.getLogger(__name__)
 
 BOOK_FILES = ("_config.yml", "_toc.yml")
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+"""The package's source folder, whose files every notebook's cache key hashes."""
 
 
 def _toc_files(node: object) -> Iterator[str]:
@@ -78,6 +86,17 @@ def toc_notebooks(root: str | Path) -> list[Path]:
     return [page for page in toc_entries(root) if page.suffix == ".ipynb"]
 
 
+def require_book_extra() -> None:
+    """Raise a one-line error naming the missing package when the ``book`` extra is absent.
+
+    Raises:
+        AerialSamError: papermill or nbformat is not installed.
+    """
+    if MISSING_EXTRA is not None:
+        raise AerialSamError(f"executing the book needs the 'book' extra ({MISSING_EXTRA} is "
+                             "not installed): pip install 'aerialsam[book]'")
+
+
 def execute_notebook(source: Path, target: Path, profile: str, data_dir: Path) -> None:
     """Execute one notebook with papermill, in its own folder, writing the result to ``target``.
 
@@ -94,9 +113,14 @@ def execute_notebook(source: Path, target: Path, profile: str, data_dir: Path) -
 
 
 def hide_default_parameters(notebook: Path, parameters: dict[str, object]) -> bool:
-    """Tag papermill's injected-parameters cell ``remove-cell`` when it only repeats the
-    notebook's own defaults, so the rendered page shows one parameters cell, not two; return
-    whether it was hidden. Other values stay visible: the page must say what it ran with."""
+    """Tag papermill's injected-parameters cell ``remove-cell`` when it only repeats defaults.
+
+    The defaults are the notebook's own, so the rendered page shows one parameters cell, not
+    two. Other values stay visible: the page must say what it ran with.
+
+    Returns:
+        Whether the cell was hidden.
+    """
     book = nbformat.read(notebook, as_version=4)
     cells = {tag: cell for cell in book.cells for tag in cell.metadata.get("tags", [])}
     injected, defaults = cells.get("injected-parameters"), cells.get("parameters")
@@ -134,8 +158,10 @@ def _environment(**values: str) -> Iterator[None]:
 
 
 def _relative_to(path: Path, start: Path) -> str:
-    """``path`` as seen from ``start`` (the notebook's folder), so that the parameters cell
-    the rendered book shows holds no machine-specific absolute path."""
+    """``path`` as seen from ``start`` (the notebook's folder).
+
+    The parameters cell the rendered book shows then holds no machine-specific absolute path.
+    """
     return os.path.relpath(path.resolve(), start.resolve())
 
 
@@ -172,8 +198,10 @@ def stage_book(root: Path, out: Path, profile: str, data_dir: Path,
 
     Raises:
         InputError: a page of ``_toc.yml`` is missing.
+        AerialSamError: the ``book`` extra (papermill, nbformat) is not installed.
         papermill.PapermillExecutionError: a notebook raised.
     """
+    require_book_extra()
     out.mkdir(parents=True, exist_ok=True)
     for name in BOOK_FILES:
         shutil.copy2(root / name, out / name)
@@ -223,7 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     data_dir = args.data_dir or Path("data") / args.profile
     try:
         stage_book(args.root, args.out, args.profile, data_dir)
-    except (AerialSamError, papermill.PapermillExecutionError, OSError, yaml.YAMLError) as exc:
+    except AerialSamError as exc:
+        print(f"book: error: {exc}", file=sys.stderr)
+        return 2
+    except (papermill.PapermillExecutionError, OSError, yaml.YAMLError) as exc:
         print(f"book: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -1,4 +1,10 @@
-"""TODO docstring."""
+"""Zero-shot SAM 2 as chapter 06 runs it: settings, tiles, the variant table.
+
+The automatic generator's settings per profile, the variant table (parameters, measured
+encoder throughput, the SAM 2.1 release figures), the tiles and chips the chapter shows and
+the parameters it records. In the synthetic ``smoke`` and ``demo`` profiles the weights are
+random: everything measured here describes the pipeline, never SAM 2's quality.
+"""
 
 from __future__ import annotations
 
@@ -21,8 +27,8 @@ from aerialsam.inference.chip_models import (
 from aerialsam.inference.tiling import raster_stretch, read_strip, strip_chips
 from aerialsam.io import open_raster
 from aerialsam.models.sam2 import random_sam2
-from aerialsam.models.variants import RANDOM, VARIANTS
 from aerialsam.models.sam2_calls import encode, prepare_images
+from aerialsam.models.variants import RANDOM, VARIANTS
 from aerialsam.prep.chips import Source, find_sources
 from aerialsam.prep.stretch import Stretch, load_stretches, save_stretches
 from aerialsam.viz.imagery import aoi_stretches
@@ -74,10 +80,12 @@ def encoder_images_per_second(model: SAM2Base, chip_size: int, batch_size: int,
 
 
 def variant_table(cfg: Profile, measured: float, device: str) -> pd.DataFrame:
-    """Parameters of every variant, this machine's throughput for ``cfg``'s variant, and the
-    release figures (A100, 1024 px) as a labelled reference column.
+    """Parameters of every variant and this machine's throughput for ``cfg``'s variant.
 
-    Missing values were not measured (see ``BookSettings.count_all_variants``)."""
+    The release figures (A100, 1024 px) come as a labelled reference column.
+
+    Missing values were not measured (see ``BookSettings.count_all_variants``).
+    """
     here = f"images/s here ({device}, {cfg.sam_image_size} px, encoder)"
     counted = tuple(VARIANTS) if cfg.book.count_all_variants else (cfg.sam_variant,)
     rows = [{"variant": name,
@@ -90,8 +98,10 @@ def variant_table(cfg: Profile, measured: float, device: str) -> pd.DataFrame:
 
 def save_aoi_stretches(tiles: Sequence[spacenet.Tile], path: str | Path,
                        seed: int = 0) -> dict[str, Stretch]:
-    """Compute each AOI's stretch once (2-98 %, seeded sample) and save it as a stretch.json,
-    so that every run of the chapter and every figure reads the tiles alike."""
+    """Compute each AOI's stretch once (2-98 %, seeded sample) and save it as a stretch.json.
+
+    Every run of the chapter and every figure then reads the tiles alike.
+    """
     stretches = aoi_stretches(tiles, seed=seed)
     if load_stretches(path) != stretches:
         save_stretches(path, stretches)

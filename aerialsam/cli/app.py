@@ -1,9 +1,9 @@
 """The ``aerialsam`` command: the parser of every subcommand, and how a command is run.
 
 Each subcommand has an ``add_<name>`` function in the module of its family that declares its
-arguments and sets ``handler``; the handler calls into the library and returns an exit code. A user error
-(:class:`aerialsam.errors.AerialSamError`, a missing or unwritable path) is printed as one
-line on stderr with exit code 2, without a traceback.
+arguments and sets ``handler``; the handler calls into the library and returns an exit code.
+A user error (:class:`aerialsam.errors.AerialSamError`, a missing or unwritable path) is
+printed as one line on stderr with exit code 2, without a traceback.
 """
 
 from __future__ import annotations

@@ -10,6 +10,7 @@ from aerialsam.data import demo, download
 
 
 def add_demo(commands: argparse._SubParsersAction) -> None:
+    """Declare ``aerialsam demo`` and its options."""
     parser = commands.add_parser(
         "demo", help="write synthetic SpaceNet 2 AOIs in the real layout",
         description="Write synthetic SpaceNet 2 AOIs (Vegas, Paris, Shanghai, Khartoum) "
@@ -32,6 +33,7 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def add_download(commands: argparse._SubParsersAction) -> None:
+    """Declare ``aerialsam download`` and its options."""
     parser = commands.add_parser(
         "download", help="download SpaceNet 2 from its public bucket (tiles or tarballs)",
         description="Download SpaceNet 2 anonymously over HTTPS (s3://spacenet-dataset) into the "

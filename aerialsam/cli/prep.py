@@ -11,6 +11,7 @@ from aerialsam.prep import chip_masks, chips, masks
 
 
 def add_rasterize(commands: argparse._SubParsersAction) -> None:
+    """Declare ``aerialsam rasterize`` and its options."""
     parser = commands.add_parser(
         "rasterize", help="burn building labels into a mask on an image's grid",
         description="Rasterize building labels (GeoJSON in any CRS, or a SpaceNet CSV with "
@@ -39,6 +40,7 @@ def _run_rasterize(args: argparse.Namespace) -> int:
 
 
 def add_chip(commands: argparse._SubParsersAction) -> None:
+    """Declare ``aerialsam chip`` and its options."""
     parser = commands.add_parser(
         "chip", help="cut rasters into georeferenced uint8 RGB chips",
         description="Cut a GeoTIFF, a folder of them, or SpaceNet 2 AOI folder(s) into "
@@ -84,6 +86,7 @@ def _report_failures(command: str, failures: list[tuple[str, str]], tiles: int,
 
 
 def add_masks(commands: argparse._SubParsersAction) -> None:
+    """Declare ``aerialsam masks`` and its options."""
     parser = commands.add_parser(
         "masks", help="write the masks of every chip of a chip folder",
         description="Write footprint/boundary/contact/distance masks for every chip listed in "

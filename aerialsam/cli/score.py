@@ -11,6 +11,7 @@ from aerialsam.metrics import building_f1
 
 
 def add_score(commands: argparse._SubParsersAction) -> None:
+    """Declare ``aerialsam score`` and its options."""
     parser = commands.add_parser(
         "score", help="SpaceNet 2 F1 of a proposal CSV against a truth CSV",
         description="Score building proposals with the SpaceNet 2 rules (IoU > 0.5, polygons "

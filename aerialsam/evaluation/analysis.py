@@ -1,4 +1,19 @@
-"""TODO docstring."""
+"""The tables behind the book's results, computed from evaluation reports.
+
+The headline table (with the 2017 competition as reference rows), the cross-city matrix, the
+input-size study, F1 by building size, merged buildings, the worst tiles of each city,
+per-city scores of a prediction folder, and rescoring one tile at another threshold (for the
+browser). Figures of these tables are in :mod:`aerialsam.viz.results`.
+
+Definitions used in the error analysis:
+
+- **F1 by building size**: true positives and missed buildings are binned by the area of
+  the true building, false positives by the area of the false proposal; each bin's F1 is
+  ``2 TP / (2 TP + FP + FN)``.
+- **Merged buildings**: a proposal *merges* buildings when at least two true buildings of its
+  tile each have half or more of their area inside it. Such a proposal can match at most one
+  of them (usually none, its IoU with each being low): the others are false negatives.
+"""
 
 from __future__ import annotations
 
@@ -43,8 +58,10 @@ SCORED_2017 = "2017 test set"
 
 
 def model_names(models: Sequence[str]) -> dict[str, str]:
-    """Readable row names of the evaluated models (report label -> name); run folders are
-    named by their configuration's model and regime."""
+    """Readable row names of the evaluated models (report label -> name).
+
+    Run folders are named by their configuration's model and regime.
+    """
     names = {"sam2-auto": "SAM 2 zero-shot (automatic masks)",
              "sam2-oracle": "SAM 2 + true boxes (ORACLE: upper bound)"}
     out = {}
@@ -60,8 +77,10 @@ def model_names(models: Sequence[str]) -> dict[str, str]:
 
 def headline_table(summary: pd.DataFrame, names: Mapping[str, str],
                    split: str = "test") -> pd.DataFrame:
-    """The book's answer: F1 per city, overall (mean of cities), precision, recall and speed
-    of each model, with the 2017 winners below as reference rows."""
+    """The book's answer: F1 per city, overall (mean of cities), precision, recall and speed.
+
+    One row per model, with the 2017 winners below as reference rows.
+    """
     rows = summary.set_index("model").rename(index=dict(names))
     table = pd.DataFrame(index=rows.index)
     for aoi in AOIS:
@@ -108,8 +127,10 @@ def verdict(table: pd.DataFrame, synthetic: bool, random_sam: bool) -> str:
 
 
 def cross_city_matrix(summaries: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """F1 of each one-city model (rows: trained on) on each city (columns: tested on),
-    from one :func:`aerialsam.evaluation.per_city.evaluate` summary per training city."""
+    """F1 of each one-city model (rows: trained on) on each city (columns: tested on).
+
+    Built from one :func:`aerialsam.evaluation.per_city.evaluate` summary per training city.
+    """
     rows = {}
     for trained, summary in summaries.items():
         row = summary.iloc[0]
@@ -132,8 +153,10 @@ def size_study_table(summaries: Mapping[int, pd.DataFrame]) -> pd.DataFrame:
 
 def load_result(report_dir: str | Path, model: str, splits_path: str | Path,
                 split: str = "test", aois: Sequence[str] | None = None) -> ScoreResult:
-    """Re-score one model of an evaluation report (its proposals against the held-out truth),
-    keeping the matched / missed / false status of every polygon."""
+    """Re-score one model of an evaluation report (its proposals against the held-out truth).
+
+    The matched / missed / false status of every polygon is kept.
+    """
     sources = held_out(splits_path, split, aois)
     proposals = Path(report_dir) / model_label(model) / "predictions" / "proposals.csv"
     return score(truth_of(sources), read_proposals_csv(proposals),
@@ -158,8 +181,10 @@ def f1_by_size(result: ScoreResult, bins: Sequence[float] = SIZE_BINS) -> pd.Dat
 
 
 def merged_buildings(result: ScoreResult, cover: float = 0.5) -> pd.DataFrame:
-    """Per city: proposals, proposals that merge two or more buildings (each with at least
-    ``cover`` of its area inside the proposal) and the buildings they swallow."""
+    """Per city: proposals, those that merge two or more buildings, and the buildings swallowed.
+
+    A proposal merges a building when at least ``cover`` of the building's area is inside it.
+    """
     truth = result.truth[result.truth["status"] != "dropped"]
     props = result.proposals[result.proposals["status"] != "dropped"]
     counts = np.zeros(len(props), dtype=int)
@@ -187,16 +212,20 @@ def merged_buildings(result: ScoreResult, cover: float = 0.5) -> pd.DataFrame:
 
 
 def worst_tiles(result: ScoreResult, per_city: int = 1) -> list[str]:
-    """The image ids of each city's lowest-F1 tiles among those with buildings (most missed
-    buildings first among equal F1)."""
+    """The image ids of each city's lowest-F1 tiles among those with buildings.
+
+    Among equal F1, the tiles with the most missed buildings come first.
+    """
     images = result.per_image[result.per_image["tp"] + result.per_image["fn"] > 0]
     ordered = images.sort_values(["f1", "fn"], ascending=[True, False], kind="stable")
     return ordered.groupby("aoi", sort=False).head(per_city).sort_values("aoi")["image_id"].tolist()
 
 
 def tile_truth(tiles: Sequence[spacenet.Tile]) -> gpd.GeoDataFrame:
-    """The buildings of some tiles in pixel coordinates, with ``ImageId``, from their GeoJSON
-    (present in both the summary-CSV and the per-tile download layouts)."""
+    """The buildings of some tiles in pixel coordinates, with ``ImageId``, from their GeoJSON.
+
+    The GeoJSON is present in both the summary-CSV and the per-tile download layouts.
+    """
     frames = [spacenet.read_tile_labels(tile, pixel=True).assign(ImageId=tile.image_id)
               for tile in tiles if tile.geojson_path is not None]
     return gpd.GeoDataFrame(pd.concat(frames, ignore_index=True), geometry="geometry")
@@ -236,8 +265,11 @@ class BrowsedModel:
 
 
 def browsed_models(report_dir: str | Path, names: Mapping[str, str]) -> dict[str, BrowsedModel]:
-    """The models of an evaluation report (report label -> readable name), each with the
-    threshold its predictions were vectorized at (from its ``predict.json``)."""
+    """The models of an evaluation report (report label -> readable name).
+
+    Each comes with the threshold its predictions were vectorized at (from its
+    ``predict.json``).
+    """
     models = {}
     for label, name in names.items():
         folder = Path(report_dir) / model_label(label) / "predictions"

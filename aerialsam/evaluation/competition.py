@@ -1,4 +1,8 @@
-"""TODO docstring."""
+"""The SpaceNet 2 competition's published results (2017), the reference rows of the tables.
+
+F1 per city of the three winners, scored by the SpaceNet team on the competition's own test
+set, which has no public labels: they are a reference, not a comparison on the same tiles.
+"""
 
 from __future__ import annotations
 

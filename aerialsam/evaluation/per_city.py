@@ -145,8 +145,10 @@ def _factory(model: str, sources: list[Source], zero_shot: ZeroShot
 def evaluate_model(model: str, sources: list[Source], truth: gpd.GeoDataFrame, out_dir: Path,
                    zero_shot: ZeroShot, overlap: int | None = None, batch_size: int = 4,
                    stretch_path: str | Path | None = None) -> ModelScore:
-    """Predict, vectorize and score one model on ``sources`` against ``truth`` (their
-    buildings, :func:`aerialsam.training.validation.truth_of`); write its report files.
+    """Predict, vectorize and score one model on ``sources``; write its report files.
+
+    It is scored against ``truth``, the sources' buildings
+    (:func:`aerialsam.training.validation.truth_of`).
 
     ``overlap`` defaults to the run's training grid, else an eighth of the chip.
     """

@@ -1,12 +1,12 @@
 """Zero-shot and prompted SAM 2 on chips: the chip models that tiled inference runs.
 
-Three ways to get building probabilities from SAM 2, each a :class:`~aerialsam.inference.tiling.ChipModel`
-(stretched uint8 chips in, probabilities out), so :func:`aerialsam.inference.tiling.predict_raster`
-runs any of them over any raster:
+Three ways to get building probabilities from SAM 2, each a
+:class:`~aerialsam.inference.tiling.ChipModel` (stretched uint8 chips in, probabilities out),
+so :func:`aerialsam.inference.tiling.predict_raster` runs any of them over any raster:
 
-- :class:`Sam2Prompted`: box or point prompts (:class:`~aerialsam.inference.prompts.Prompts`, in the
-  raster's pixels); a pixel's probability is the highest any prompt's mask gives it. The
-  chips of a batch share one image-encoder pass.
+- :class:`Sam2Prompted`: box or point prompts (:class:`~aerialsam.inference.prompts.Prompts`,
+  in the raster's pixels); a pixel's probability is the highest any prompt's mask gives it.
+  The chips of a batch share one image-encoder pass.
 - :class:`Sam2Auto`: SAM 2's automatic mask generator (a grid of point prompts, filtered by
   predicted IoU and stability) turned into building candidates by :class:`BuildingFilter`;
   each candidate is painted with its predicted IoU.
@@ -194,6 +194,13 @@ class Sam2Auto:
 
     def __init__(self, model: SAM2Base, settings: AutoSettings = AutoSettings(),
                  building: BuildingFilter = BuildingFilter()) -> None:
+        """Build the automatic mask generator once, for all chips.
+
+        Args:
+            model: the SAM 2 model.
+            settings: the automatic mask generator's settings.
+            building: the filter that keeps building candidates of the automatic masks.
+        """
         self.generator = make_mask_generator(model, settings)
         self.building = building
         self.device = _device(model)
@@ -223,16 +230,17 @@ class _Sam2ChipModel:
 
 
 class Sam2Semantic(_Sam2ChipModel):
-    """A chip model with no prompt: dense masks per chip (the fine-tuned ``none`` mode).
-
-    Args:
-        model: the SAM 2 model.
-        channels: the decoder outputs to return: ``(0,)`` the footprint, ``(0, 1)`` also
-            the contact between buildings (see
-            :func:`~aerialsam.models.sam2_calls.decode_semantic`).
-    """
+    """A chip model with no prompt: dense masks per chip (the fine-tuned ``none`` mode)."""
 
     def __init__(self, model: SAM2Base, channels: tuple[int, ...] = (0,)) -> None:
+        """Keep the model and the channels to return.
+
+        Args:
+            model: the SAM 2 model.
+            channels: the decoder outputs to return: ``(0,)`` the footprint, ``(0, 1)`` also
+                the contact between buildings (see
+                :func:`~aerialsam.models.sam2_calls.decode_semantic`).
+        """
         super().__init__(model)
         self.channels = list(channels)
 
@@ -246,16 +254,18 @@ class Sam2Semantic(_Sam2ChipModel):
 
 
 class Sam2Prompted(_Sam2ChipModel):
-    """A chip model answering box or point prompts given in the raster's pixels.
-
-    Args:
-        model: the SAM 2 model.
-        prompts: the raster's prompts; each chip uses those on it.
-        multimask: for points, decode three masks and keep the one of highest predicted IoU
-            (a single point is ambiguous: roof, building or block); boxes use one mask.
-    """
+    """A chip model answering box or point prompts given in the raster's pixels."""
 
     def __init__(self, model: SAM2Base, prompts: Prompts, multimask: bool | None = None) -> None:
+        """Keep the model and the raster's prompts.
+
+        Args:
+            model: the SAM 2 model.
+            prompts: the raster's prompts; each chip uses those on it.
+            multimask: for points, decode three masks and keep the one of highest predicted
+                IoU (a single point is ambiguous: roof, building or block); boxes use one
+                mask. ``None``: multimask for points only.
+        """
         super().__init__(model)
         self.prompts = prompts
         self.multimask = prompts.kind == "point" if multimask is None else multimask
@@ -304,7 +314,8 @@ def sam2_factory(model: SAM2Base, mode: str, sources: Sequence[Source],
         sources: the rasters of the run; prompts must fall on at least one of them.
         prompts: the prompt geometries for ``box``/``point``.
         prompt_source: the prompt file, named in errors.
-        auto, building: the automatic generator's settings and building filter.
+        auto: the automatic mask generator's settings (``auto`` mode).
+        building: the filter that keeps building candidates of the automatic masks.
 
     Raises:
         InputError: an unknown mode, missing prompts, prompts on none of the rasters, or
@@ -378,9 +389,13 @@ def auto_masks(auto: Sam2Auto, chip: np.ndarray) -> AutoResult:
 
 
 class UNetChips:
-    """The U-Net as a :class:`~aerialsam.inference.tiling.ChipModel` (footprint and contact channels)."""
+    """The U-Net as a :class:`~aerialsam.inference.tiling.ChipModel`.
+
+    It returns the footprint and contact channels.
+    """
 
     def __init__(self, model: nn.Module) -> None:
+        """Wrap a trained U-Net; chips go to the device its parameters are on."""
         self.model = model
         self.device = next(model.parameters()).device
 

@@ -90,8 +90,11 @@ class TileOptions:
 
 @dataclass
 class PredictReport:
-    """What a prediction run did: its folder, images, written and skipped counts, and the
-    seconds each image took when it was predicted (this run or the one that wrote it)."""
+    """What a prediction run did: its folder, images, written and skipped counts, and times.
+
+    The times are the seconds each image took when it was predicted (this run or the one that
+    wrote it).
+    """
 
     out_dir: Path
     image_ids: list[str] = field(default_factory=list)
@@ -101,8 +104,10 @@ class PredictReport:
 
     @property
     def total_seconds(self) -> float:
-        """Seconds the images took to predict; NaN when an image has no recorded time (a
-        folder written before times were kept)."""
+        """Seconds the images took to predict; NaN when an image has no recorded time.
+
+        An image has none when its folder was written before times were kept.
+        """
         if any(image not in self.seconds for image in self.image_ids):
             return float("nan")
         return sum(self.seconds[image] for image in self.image_ids)
@@ -162,7 +167,8 @@ def predict_images(src: str | Path | list[Source], out_dir: str | Path,
         make_model: the chip model of each raster.
         params: what the model is (name, variant, checkpoint, mode, …), recorded with the
             grid and vectorizing options in ``predict.json``; a rerun must match.
-        tile: chip grid and batching; vector: polygon options.
+        tile: chip grid and batching.
+        vector: polygon options.
         stretch_path: per-AOI stretch bounds (the chips' ``stretch.json``) for uint16
             imagery; AOIs without saved bounds get bounds sampled from their rasters.
 

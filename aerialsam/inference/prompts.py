@@ -47,12 +47,14 @@ class Prompts:
     xy: np.ndarray
 
     def __post_init__(self) -> None:
+        """Refuse an unknown kind; store ``xy`` as float32 rows of 4 (box) or 2 (point)."""
         if self.kind not in PROMPT_KINDS:
             raise ValueError(f"unknown prompt kind {self.kind!r}")
         width = 4 if self.kind == "box" else 2
         self.xy = np.asarray(self.xy, dtype=np.float32).reshape(-1, width)
 
     def __len__(self) -> int:
+        """The number of prompts."""
         return len(self.xy)
 
     def in_chip(self, window: Window, flip: tuple[bool, bool] = (False, False)) -> np.ndarray:
@@ -112,7 +114,10 @@ def raster_prompts(frame: gpd.GeoDataFrame, kind: str, transform: Affine, crs: C
         frame: polygons, boxes or points; in any CRS, or in pixels when ``frame.crs`` is None.
         kind: ``box`` (bounding boxes of polygons) or ``point`` (a point inside each polygon,
             or the points themselves).
-        transform, crs, width, height: the raster's grid.
+        transform: the raster's pixel-to-map transform.
+        crs: the raster's CRS (None for a raster without one).
+        width: the raster's width in pixels.
+        height: the raster's height in pixels.
         source: what to name in errors (the prompt file).
 
     Returns:

@@ -127,8 +127,10 @@ def strip_chips(strip: np.ndarray, cols: Sequence[int], size: int) -> np.ndarray
 
 def run_model(model: ChipModel, chips: np.ndarray, windows: Sequence[Window],
               batch_size: int, tta: bool = False) -> np.ndarray:
-    """(B, C, size, size) probabilities for chips in batches, averaged over the four flips
-    when ``tta``."""
+    """(B, C, size, size) probabilities for chips in batches.
+
+    They are averaged over the four flips when ``tta``.
+    """
     parts = [_predict_batch(model, chips[start:start + batch_size],
                             windows[start:start + batch_size], tta)
              for start in range(0, len(chips), batch_size)]
@@ -215,7 +217,8 @@ def predict_raster(path: str | Path, model: ChipModel, out_path: str | Path, siz
         out_path: the float32 probability GeoTIFF to write, on the raster's grid (written
             atomically; pixels the source marks nodata get probability 0); one band per
             model output (band 1 footprint, band 2 contact when the model has it).
-        size: chip side in pixels; overlap: pixels shared by neighbouring chips.
+        size: chip side in pixels.
+        overlap: pixels shared by neighbouring chips.
         batch_size: chips per model call.
         stretch: the AOI's stretch for non-uint8 rasters (see :func:`raster_stretch`).
         tta: average the four flips of every chip (4x the model calls).

@@ -57,8 +57,10 @@ def as_probability(values: np.ndarray) -> np.ndarray:
 
 
 def _grow(seeds: np.ndarray, mask: np.ndarray, cost: np.ndarray) -> np.ndarray:
-    """Grow labelled seeds over ``mask`` (never across background); blobs without a seed
-    become instances of their own."""
+    """Grow labelled seeds over ``mask`` (never across background).
+
+    Blobs without a seed become instances of their own.
+    """
     count = int(seeds.max())
     markers = seeds.astype(np.int32)
     markers[~mask] = count + 1  # background is a marker too, so seeds cannot cross it
@@ -193,9 +195,11 @@ def vectorize(prob: np.ndarray, threshold: float = 0.5, *, contact: np.ndarray |
 
 def rasterize_instances(polygons: Sequence[shapely.Geometry],
                         shape: tuple[int, int]) -> np.ndarray:
-    """An int32 instance map of pixel-coordinate polygons: polygon ``i`` burns value ``i + 1``
-    (pixel-centre rule; a later polygon wins where two overlap). The inverse of
-    :func:`polygonize`, for round trips and for scoring perfect instance masks."""
+    """An int32 instance map of pixel-coordinate polygons: polygon ``i`` burns value ``i + 1``.
+
+    Pixel-centre rule; a later polygon wins where two overlap. The inverse of
+    :func:`polygonize`, for round trips and for scoring perfect instance masks.
+    """
     shapes = [(geom, i + 1) for i, geom in enumerate(polygons) if not geom.is_empty]
     if not shapes:
         return np.zeros(shape, dtype=np.int32)
@@ -273,8 +277,9 @@ def write_proposals_csv(proposals: gpd.GeoDataFrame, path: str | Path,
 
 
 def write_vector(frame: gpd.GeoDataFrame, path: str | Path, layer: str = "buildings") -> Path:
-    """Write georeferenced polygons as a GeoPackage (``.gpkg``) or GeoJSON (``.geojson``),
-    atomically, for QGIS and other GIS tools.
+    """Write georeferenced polygons as a GeoPackage (``.gpkg``) or GeoJSON (``.geojson``).
+
+    The file is written atomically, for QGIS and other GIS tools.
 
     Raises:
         InputError: unknown extension, or the frame has no CRS (georeference it first).

@@ -77,8 +77,10 @@ class ScoreResult:
     unknown_images: list[str] = field(default_factory=list)
 
     def to_json_dict(self) -> dict:
-        """The ``aerialsam score --json`` shape: ``{"per_aoi": {AOI: {tp, fp, fn, precision,
-        recall, f1}}, "overall_f1": x}`` with plain Python numbers."""
+        """The ``aerialsam score --json`` shape, with plain Python numbers.
+
+        ``{"per_aoi": {AOI: {tp, fp, fn, precision, recall, f1}}, "overall_f1": x}``.
+        """
         per_aoi = {
             str(aoi): {"tp": int(row.tp), "fp": int(row.fp), "fn": int(row.fn),
                        "precision": float(row.precision), "recall": float(row.recall),
@@ -202,8 +204,9 @@ def score(truth: gpd.GeoDataFrame, proposals: gpd.GeoDataFrame,
             confidences keep the frame's row order (a stable sort). Without a ``Confidence``
             column, row order decides.
         truth_image_ids: every truth image, including those without buildings (default:
-            ``truth.attrs["image_ids"]`` as :func:`aerialsam.data.spacenet.read_summary_csv` sets it,
-            else the ids in ``truth``). Proposals for other images are all false positives.
+            ``truth.attrs["image_ids"]`` as :func:`aerialsam.data.spacenet.read_summary_csv`
+            sets it, else the ids in ``truth``). Proposals for other images are all false
+            positives.
 
     Returns:
         The :class:`ScoreResult`.
@@ -245,8 +248,11 @@ def score(truth: gpd.GeoDataFrame, proposals: gpd.GeoDataFrame,
 
 
 def _prepare(frame: gpd.GeoDataFrame, kind: str) -> tuple[gpd.GeoDataFrame, np.ndarray]:
-    """Normalise a truth or proposal frame (image_id, building_id, confidence, repaired
-    geometry, area; empty geometries removed); also return its geometries as a numpy array."""
+    """Normalise a truth or proposal frame; also return its geometries as a numpy array.
+
+    The frame gets image_id, building_id, confidence, repaired geometry and area; empty
+    geometries are removed.
+    """
     for needed in ("ImageId", "geometry"):
         if needed not in frame.columns:
             raise ValueError(f"{kind} frame has no {needed!r} column (found {list(frame.columns)})")
@@ -295,8 +301,10 @@ def _shifted_boxes(bounds: np.ndarray, image: np.ndarray, columns: int,
 
 
 def _intersection_areas(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Area of ``a[i] ∩ b[i]``, vectorised; pairs that make GEOS fail are retried one by one
-    on a fine precision grid."""
+    """Area of ``a[i] ∩ b[i]``, vectorised.
+
+    Pairs that make GEOS fail are retried one by one on a fine precision grid.
+    """
     try:
         return shapely.area(shapely.intersection(a, b))
     except shapely.errors.GEOSException:

@@ -1,7 +1,8 @@
 """Pixel-level IoU and F1 of building masks, per image and aggregated (for training curves).
 
-Unlike the SpaceNet metric (:mod:`aerialsam.metrics.building_f1`) these count pixels, not buildings: they
-are smooth, cheap, and say nothing about whether touching buildings were separated.
+Unlike the SpaceNet metric (:mod:`aerialsam.metrics.building_f1`) these count pixels, not
+buildings: they are smooth, cheap, and say nothing about whether touching buildings were
+separated.
 """
 
 from __future__ import annotations

@@ -20,6 +20,13 @@ class LoRALinear(nn.Module):
     """A frozen ``nn.Linear`` plus a trainable low-rank update."""
 
     def __init__(self, base: nn.Linear, rank: int = 4, alpha: float = 8.0) -> None:
+        """Freeze ``base`` and add a zero-initialised update (the layer starts as ``base``).
+
+        Args:
+            base: the linear layer to adapt; its weights are frozen in place.
+            rank: the rank of the update.
+            alpha: the update's scale is ``alpha / rank``.
+        """
         super().__init__()
         self.base = base
         self.base.requires_grad_(False)

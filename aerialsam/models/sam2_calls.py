@@ -47,6 +47,7 @@ class Features:
     high_res: list[torch.Tensor]
 
     def __len__(self) -> int:
+        """The number of chips in the batch."""
         return self.image_embed.shape[0]
 
     def select(self, index: int | slice) -> Features:

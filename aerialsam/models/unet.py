@@ -3,8 +3,9 @@
 It stands in for the U-Net models that won SpaceNet 2 (they predicted footprint and a
 separating channel too). It is built from scratch, with no pretrained weights, so nothing is
 downloaded. The model takes the dataset's images (``B x 3 x H x W`` in 0..1, from
-:func:`aerialsam.training.datasets.collate_unet`), normalises them with the same ImageNet statistics as
-SAM 2, and returns logits ``B x C x H x W``: channel 0 footprint, channel 1 contact.
+:func:`aerialsam.training.datasets.collate_unet`), normalises them with the same ImageNet
+statistics as SAM 2, and returns logits ``B x C x H x W``: channel 0 footprint, channel 1
+contact.
 
 ``BasicUNet`` halves the resolution four times, so H and W must be multiples of 16 (other
 sizes are refused rather than padded silently) and at least 32 (its instance normalisation

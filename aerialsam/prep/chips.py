@@ -245,8 +245,10 @@ def chip_sources(src: str | Path | list[Source], out_dir: str | Path, size: int 
 def resolve_stretches(sources: list[Source], out_dir: Path, stretch_path: str | Path | None,
                       percentiles: tuple[float, float] = (2, 98), sample_tiles: int = 32,
                       seed: int = 0) -> dict[str, Stretch]:
-    """Per-AOI stretches: saved bounds for known AOIs (``out_dir/stretch.json`` or
-    ``stretch_path``), computed from a sample of the sources for the others.
+    """Per-AOI stretches: saved bounds for known AOIs, sampled bounds for the others.
+
+    Saved bounds come from ``out_dir/stretch.json`` or ``stretch_path``; the others are
+    computed from a sample of the sources.
 
     Raises:
         InputError: a missing ``stretch_path``, or one whose bounds differ from the saved ones.

@@ -5,7 +5,7 @@ Every mask is computed from building polygons in *pixel coordinates* of the targ
 of SpaceNet's ``PolygonWKT_Pix``. Labels in map coordinates (GeoJSON in any CRS) are
 reprojected to the image CRS and mapped through its transform first (:func:`read_labels`).
 
-The definitions reproduce solaris' reference masks exactly (see ``tests/test_masks.py``):
+The definitions reproduce solaris' reference masks exactly (see ``tests/prep/test_masks.py``):
 
 - footprint: standard rasterization, pixel-centre rule (a pixel is in when its centre is).
 - boundary, ``side="inner"``: footprint minus its erosion by a ``width`` x ``width`` square,

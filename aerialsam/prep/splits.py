@@ -36,8 +36,9 @@ SPLIT_COLUMNS: tuple[str, ...] = ("aoi", "image_id", "source", "split", "block")
 
 
 def split_counts(n: int, fractions: Sequence[float] = DEFAULT_FRACTIONS) -> tuple[int, ...]:
-    """Tiles per split for ``n`` tiles: largest remainders, and at least one tile in each split
-    of non-zero fraction when there are enough tiles.
+    """Tiles per split for ``n`` tiles, by largest remainders.
+
+    Each split of non-zero fraction gets at least one tile when there are enough tiles.
 
     Raises:
         InputError: fractions that are negative, not three, or do not sum to 1.
@@ -141,9 +142,11 @@ def assign_splits(tiles: pd.DataFrame, fractions: Sequence[float] = DEFAULT_FRAC
 
 
 def _next_split(targets: np.ndarray, assigned: np.ndarray, groups_left: int) -> int:
-    """The split the next group goes to: the one furthest below its target, except that
-    splits still empty take the last groups, so every split gets one when there are enough
-    groups (with big blocks the greedy choice would leave the test split empty)."""
+    """The split the next group goes to: the one furthest below its target.
+
+    Splits still empty take the last groups, though, so every split gets one when there are
+    enough groups (with big blocks the greedy choice would leave the test split empty).
+    """
     empty = [i for i in np.argsort(-targets, kind="stable") if targets[i] > 0 and not assigned[i]]
     if empty and groups_left <= len(empty):
         return int(empty[0])

@@ -64,8 +64,10 @@ def rng_for(seed: int, epoch: int, index: int) -> np.random.Generator:
 
 
 def dihedral(array: np.ndarray, k: int, axes: tuple[int, int] = (0, 1)) -> np.ndarray:
-    """Dihedral transform ``k`` (0-7) of ``array`` over ``axes``: rotate ``k % 4`` quarter turns,
-    then flip the first axis when ``k >= 4``. ``k = 0`` is the identity.
+    """Dihedral transform ``k`` (0-7) of ``array`` over ``axes``.
+
+    Rotate ``k % 4`` quarter turns, then flip the first axis when ``k >= 4``. ``k = 0`` is the
+    identity.
 
     Raises:
         InputError: ``k`` outside 0-7.
@@ -113,8 +115,11 @@ def color_jitter(image: np.ndarray, rng: np.random.Generator,
 
 def zoom(image: np.ndarray, masks: Mapping[str, np.ndarray], factor: float,
          rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Zoom an ``H x W x 3`` image (bilinear) and its masks (nearest) by ``factor``, then crop
-    (zoom in) or zero-pad (zoom out) back to ``H x W`` at a random offset, the same for all."""
+    """Zoom an ``H x W x 3`` image (bilinear) and its masks (nearest) by ``factor``.
+
+    Then crop (zoom in) or zero-pad (zoom out) back to ``H x W`` at a random offset, the same
+    for all.
+    """
     height, width = image.shape[:2]
     new_h, new_w = max(1, round(height * factor)), max(1, round(width * factor))
     if (new_h, new_w) == (height, width):
@@ -141,8 +146,11 @@ def _resize(array: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
 
 
 def _crop_or_pad(array: np.ndarray, dy: int, dx: int, height: int, width: int) -> np.ndarray:
-    """Cut ``height x width`` from ``array`` starting at ``(dy, dx)``; negative offsets paste
-    ``array`` at ``(-dy, -dx)`` into zeros instead (one axis may crop while the other pads)."""
+    """Cut ``height x width`` from ``array`` starting at ``(dy, dx)``.
+
+    Negative offsets paste ``array`` at ``(-dy, -dx)`` into zeros instead (one axis may crop
+    while the other pads).
+    """
     out = np.zeros((height, width) + array.shape[2:], dtype=array.dtype)
     src_y, dst_y = max(dy, 0), max(-dy, 0)
     src_x, dst_x = max(dx, 0), max(-dx, 0)

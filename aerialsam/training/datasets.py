@@ -2,9 +2,9 @@
 
 A :class:`ChipDataset` reads one split (``train``, ``val`` or ``test``) of a chip folder
 (``chips.csv``, :mod:`aerialsam.prep.chips`), its mask folder (``masks.csv``,
-:mod:`aerialsam.prep.chip_masks`) and ``splits.csv`` (:mod:`aerialsam.prep.splits`). Everything that can
-be wrong with those files is checked in the constructor, so a bad input stops a run before
-training starts, with one line naming the file.
+:mod:`aerialsam.prep.chip_masks`) and ``splits.csv`` (:mod:`aerialsam.prep.splits`).
+Everything that can be wrong with those files is checked in the constructor, so a bad input
+stops a run before training starts, with one line naming the file.
 
 Prompts: the mask folder holds no instance labels, so buildings are the 4-connected
 components of the footprint mask; the contact mask keeps buildings closer than the contact
@@ -199,8 +199,9 @@ def read_band_stack(path: Path) -> np.ndarray:
 
 
 def building_prompts(footprint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Boxes (``N x 4`` xyxy at pixel edges) and interior points (``N x 2`` xy at pixel
-    centres) of the 4-connected buildings of a footprint mask, in label order.
+    """Boxes and interior points of a footprint mask's 4-connected buildings, in label order.
+
+    Boxes are ``N x 4`` xyxy at pixel edges, points ``N x 2`` xy at pixel centres.
 
     The point of a building is its pixel farthest from the building's edge, the chip border
     counting as an edge (so a building cut by the border gets a point inside the chip).
@@ -219,8 +220,11 @@ def building_prompts(footprint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def collate_unet(batch: Sequence[dict]) -> dict:
-    """Stack a list of items for the U-Net: images (``B x 3 x H x W`` in 0..1) and each target
-    (``B x 1 x H x W``) as tensors; ids, ``boxes`` and ``points`` as lists (N varies)."""
+    """Stack a list of items for the U-Net.
+
+    Images (``B x 3 x H x W`` in 0..1) and each target (``B x 1 x H x W``) become tensors;
+    ids, ``boxes`` and ``points`` stay lists (N varies).
+    """
     tensors = [k for k in batch[0] if k not in ID_KEYS + PROMPT_KEYS]
     out: dict = {k: torch.stack([item[k] for item in batch]) for k in tensors}
     out.update({k: [item[k] for item in batch] for k in ID_KEYS + PROMPT_KEYS})
@@ -228,8 +232,10 @@ def collate_unet(batch: Sequence[dict]) -> dict:
 
 
 def collate_sam2(batch: Sequence[dict], image_size: int) -> dict:
-    """Stack a list of items for SAM 2: the image resized to ``image_size`` (bilinear,
-    antialiased) and normalised with :data:`SAM2_MEAN` and :data:`SAM2_STD`.
+    """Stack a list of items for SAM 2: images resized to ``image_size`` and normalised.
+
+    The resize is bilinear and antialiased; the normalisation uses :data:`SAM2_MEAN` and
+    :data:`SAM2_STD`.
 
     Targets stay at chip size: the loss compares them with SAM 2's masks upsampled to the
     chip, so no label is blurred or resampled. ``boxes`` and ``points`` are in SAM 2's input
@@ -255,9 +261,11 @@ def collate_sam2(batch: Sequence[dict], image_size: int) -> dict:
 def prepare_training_data(profile: Profile, data_dir: str | Path,
                           kinds: Sequence[str] = chip_masks.DEFAULT_KINDS,
                           block_tiles: int | None = 2) -> tuple[Path, Path, Path]:
-    """Run the stages a training run needs, skipping finished work: raw tiles, chips, masks
-    (``kinds``) and the splits (made once, as book/04_masks.ipynb makes them; an existing
-    ``splits.csv`` is kept unless a chipped tile is missing from it).
+    """Run the stages a training run needs, skipping finished work.
+
+    The stages are raw tiles, chips, masks (``kinds``) and the splits (made once, as
+    book/04_masks.ipynb makes them; an existing ``splits.csv`` is kept unless a chipped tile
+    is missing from it).
 
     Returns:
         ``(chips_dir, masks_dir, splits_path)`` under ``data_dir``.

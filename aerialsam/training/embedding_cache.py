@@ -50,15 +50,16 @@ def model_key(variant: str, image_size: int, weights: str) -> str:
 
 
 class EmbeddingCache:
-    """Encoder features per chip, on disk.
-
-    Args:
-        folder: the cache folder of one model (see :func:`model_key`).
-        model: the SAM 2 model whose frozen encoder fills the cache.
-        chip_files: chip id -> chip file, to tell a changed chip by its size and mtime.
-    """
+    """Encoder features per chip, on disk."""
 
     def __init__(self, folder: str | Path, model: SAM2Base, chip_files: dict[str, Path]) -> None:
+        """Open a cache; nothing is read or written until features are asked for.
+
+        Args:
+            folder: the cache folder of one model (see :func:`model_key`).
+            model: the SAM 2 model whose frozen encoder fills the cache.
+            chip_files: chip id -> chip file, to tell a changed chip by its size and mtime.
+        """
         self.folder = Path(folder)
         self.model = model
         self.chip_files = chip_files
@@ -82,8 +83,10 @@ class EmbeddingCache:
         return Features(entry["image_embed"][None], [f[None] for f in entry["high_res"]])
 
     def _store(self, chip_id: str, feats: Features) -> Features:
-        """Write one chip's features; return them as stored (float16), so that a batch
-        computes with the same values whether its features were cached or not."""
+        """Write one chip's features; return them as stored (float16).
+
+        So a batch computes with the same values whether its features were cached or not.
+        """
         entry = {"signature": self._signature(chip_id),
                  "image_embed": feats.image_embed[0].half().cpu(),
                  "high_res": [f[0].half().cpu() for f in feats.high_res]}

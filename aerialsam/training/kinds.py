@@ -86,8 +86,11 @@ class ModelKind:
 
 
 def _build_sam2(config: TrainConfig) -> nn.Module:
-    """SAM 2 as a run starts it: ``decoder`` freezes the image encoder, ``lora`` adds adapters
-    to it (frozen otherwise), ``full`` trains everything but the video modules."""
+    """SAM 2 as a run starts it, with the parts its regime trains.
+
+    ``decoder`` freezes the image encoder, ``lora`` adds adapters to it (frozen otherwise),
+    ``full`` trains everything but the video modules.
+    """
     model = load_sam2(config.variant, config.checkpoint, "cpu", config.image_size)
     model.requires_grad_(True)
     if config.regime == "decoder":
@@ -124,8 +127,11 @@ def _final_sam2(model: nn.Module, config: TrainConfig) -> dict[str, torch.Tensor
 
 
 def _sam2_chips(model: nn.Module, config: TrainConfig, source: Source | None) -> ChipModel:
-    """Prompt-free runs predict footprint and contact; prompt-trained ones are prompted with
-    the tile's true buildings (an upper bound, see ``needs_prompts``)."""
+    """The chip model that predicts one tile (``source``) with a SAM 2 run's model.
+
+    Prompt-free runs predict footprint and contact; prompt-trained ones are prompted with
+    the tile's true buildings (an upper bound, see ``needs_prompts``).
+    """
     if config.prompt == "none":
         return Sam2Semantic(model, channels=(0, 1))
     if source is None:

@@ -34,7 +34,7 @@ METRIC_COLUMNS = ("step", "epoch", "split", "loss", "pixel_iou", "f1", "threshol
                   "seconds")
 
 
-def val_losses(ctx: Any) -> tuple[float, float]:
+def val_losses(ctx: Any) -> tuple[float, float]:  # noqa: ANN401 (loop's _Context, duck-typed)
     """Loss and pixel IoU over the validation chips (no augmentation, no gradients)."""
     ctx.model.eval()
     task = ctx.task.module if isinstance(ctx.task, DistributedDataParallel) else ctx.task
@@ -85,7 +85,13 @@ def _uncached(task: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, flo
             task.cache = cache
 
 
-def validation_row(ctx: Any, step: int, epoch: int, final: bool) -> dict[str, float]:
+def validation_row(ctx: Any, step: int, epoch: int,  # noqa: ANN401 (loop's _Context, duck-typed)
+                   final: bool) -> dict[str, float]:
+    """The ``val`` row of ``metrics.csv`` at ``step``: loss, pixel IoU, tile F1 and threshold.
+
+    A ``final`` row tries every threshold of ``validation.THRESHOLDS`` and adds the oracle F1
+    and the F1 per threshold; the others score at 0.5 only.
+    """
     loss, iou = val_losses(ctx)
     row = {"step": step, "epoch": epoch, "split": "val", "loss": loss, "pixel_iou": iou}
     ctx.model.eval()
@@ -103,7 +109,9 @@ def validation_row(ctx: Any, step: int, epoch: int, final: bool) -> dict[str, fl
     return row
 
 
-def log_row(ctx: Any, writer: SummaryWriter | None, row: dict[str, Any]) -> None:
+def log_row(ctx: Any,  # noqa: ANN401 (loop's _Context, duck-typed)
+            writer: SummaryWriter | None, row: dict[str, Any]) -> None:
+    """Append ``row`` to ``metrics.csv``, and its numbers to ``writer`` (first process only)."""
     if ctx.rank != 0:
         return
     path = ctx.run_dir / runs.METRICS_FILE

@@ -46,6 +46,12 @@ class TrainingError(AerialSamError):
     """Training cannot go on (a non-finite loss); the last good checkpoint is kept."""
 
     def __init__(self, run_dir: str | Path, problem: str) -> None:
+        """Name the run and what stopped it; the message reads ``run_dir: problem``.
+
+        Args:
+            run_dir: the run folder.
+            problem: why training cannot go on.
+        """
         super().__init__(f"{run_dir}: {problem}")
 
 

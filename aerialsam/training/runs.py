@@ -94,7 +94,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
         raise InputError(path, f"unreadable checkpoint ({first[:120]})") from None
 
 
-def write_run_json(run_dir: Path, config: TrainConfig, **results: Any) -> None:
+def write_run_json(run_dir: Path, config: TrainConfig, **results: object) -> None:
     """Write ``run.json``: the configuration and any results (threshold, metrics)."""
     document = {"config": config.to_dict(), **results}
     with atomic_path(run_dir / RUN_FILE) as tmp:

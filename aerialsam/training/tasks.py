@@ -30,6 +30,11 @@ class SegmentationLoss(nn.Module):
     """Dice + binary cross-entropy (+ focal) per sample and channel, on logits."""
 
     def __init__(self, focal_weight: float = 0.0) -> None:
+        """Set up the terms.
+
+        Args:
+            focal_weight: the focal term's weight; 0 leaves it out.
+        """
         super().__init__()
         self.dice = DiceLoss(sigmoid=True, reduction="none")
         self.focal = FocalLoss(reduction="none") if focal_weight > 0 else None
@@ -56,9 +61,12 @@ def mask_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 def overlap_counts(logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
-    """Footprint pixels predicted and true, summed over the batch: ``inter``, ``union`` and
-    their ratio ``pixel_iou`` (NaN when both are empty). Sums let a whole validation set be
-    scored as one mask, so empty chips do not count as perfect."""
+    """Footprint pixels predicted and true, summed over the batch.
+
+    The counts are ``inter``, ``union`` and their ratio ``pixel_iou`` (NaN when both are
+    empty). Sums let a whole validation set be scored as one mask, so empty chips do not
+    count as perfect.
+    """
     pred = logits[:, :1].detach() > 0
     truth = target[:, :1] > 0.5
     inter, union = float((pred & truth).sum()), float((pred | truth).sum())
@@ -75,6 +83,12 @@ class UNetTask(nn.Module):
     """The U-Net's step: footprint and contact channels against their masks."""
 
     def __init__(self, unet: nn.Module, config: TrainConfig) -> None:
+        """Wrap the U-Net with the run's loss.
+
+        Args:
+            unet: the U-Net being trained.
+            config: the run's configuration (its ``focal_weight``).
+        """
         super().__init__()
         self.model = unet
         self.loss = SegmentationLoss(config.focal_weight)
@@ -89,16 +103,17 @@ class UNetTask(nn.Module):
 
 
 class Sam2Task(nn.Module):
-    """SAM 2's step in any regime (decoder, full, lora) and prompt mode (none, box, point).
-
-    Args:
-        model: the SAM 2 model, with LoRA adapters already added for ``lora``.
-        config: the run's configuration.
-        cache: encoder features computed once per chip (``decoder`` regime only).
-    """
+    """SAM 2's step in any regime (decoder, full, lora) and prompt mode (none, box, point)."""
 
     def __init__(self, model: SAM2Base, config: TrainConfig,
                  cache: EmbeddingCache | None = None) -> None:
+        """Wrap SAM 2 with the run's loss.
+
+        Args:
+            model: the SAM 2 model, with LoRA adapters already added for ``lora``.
+            config: the run's configuration.
+            cache: encoder features computed once per chip (``decoder`` regime only).
+        """
         super().__init__()
         self.model = model
         self.config = config

@@ -92,6 +92,11 @@ class TrainConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        """Refuse unknown choices (model, regime, prompt, amp, variant) and a bad image size.
+
+        Raises:
+            InputError: the first bad value.
+        """
         _check_choice("model", self.model, MODELS)
         _check_choice("regime", self.regime, REGIMES)
         _check_choice("prompt", self.prompt, PROMPTS)
@@ -129,7 +134,8 @@ def _check_choice(key: str, value: str, choices: tuple[str, ...]) -> None:
         raise InputError(key, f"unknown value {value!r}; choose one of {', '.join(choices)}")
 
 
-def from_profile(profile: str | Profile, **overrides: Any) -> TrainConfig:
+def from_profile(profile: str | Profile,
+                 **overrides: Any) -> TrainConfig:  # noqa: ANN401 (any TrainConfig field)
     """The training configuration a profile implies (its size, steps, batch and seed).
 
     Raises:
@@ -156,7 +162,8 @@ def make_config(values: dict[str, Any], source: str = "config") -> TrainConfig:
     return TrainConfig(**values)
 
 
-def load_config(config: str | Path, **overrides: Any) -> TrainConfig:
+def load_config(config: str | Path,
+                **overrides: Any) -> TrainConfig:  # noqa: ANN401 (any TrainConfig field)
     """A profile name (``smoke``, ``demo``, ``full``) or a YAML file of :class:`TrainConfig` keys.
 
     A YAML file may name a ``profile`` to start from; its other keys override it.

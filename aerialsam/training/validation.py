@@ -52,14 +52,18 @@ class TileScore:
 
 
 def chip_model_for(model: nn.Module, config: TrainConfig, source: Source) -> ChipModel:
-    """The chip model that predicts one tile with a trained model (oracle prompts for
-    prompt-trained SAM 2)."""
+    """The chip model that predicts one tile with a trained model.
+
+    Prompt-trained SAM 2 gets oracle prompts.
+    """
     return kind_of(config).chip_model(model, config, source)
 
 
 def val_sources(chips: pd.DataFrame) -> list[Source]:
-    """The source tiles of a table of chips or tiles (``ChipDataset.chips``, the splits
-    table), once each."""
+    """The source tiles of a table of chips or tiles, once each.
+
+    The table is ``ChipDataset.chips`` or the splits table.
+    """
     tiles = chips.drop_duplicates("image_id")
     return [Source(Path(p), a, i) for p, a, i in zip(tiles["source"], tiles["aoi"],
                                                      tiles["image_id"], strict=True)]

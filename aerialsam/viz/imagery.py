@@ -51,8 +51,10 @@ def show_tile(ax: plt.Axes, tile: spacenet.Tile, stretch: Stretch, outlines: boo
 
 
 def plot_band_histograms(ax: plt.Axes, raw: np.ndarray, stretch: Stretch) -> None:
-    """Per-band histograms of 11-bit (bands, rows, cols) pixels with the AOI's stretch bounds
-    (dotted: low, dashed: high)."""
+    """Per-band histograms of 11-bit (bands, rows, cols) pixels with the AOI's stretch bounds.
+
+    The low bound is dotted, the high one dashed.
+    """
     for band, colour in enumerate(("red", "green", "blue")):
         ax.hist(raw[band].ravel(), bins=128, range=(0, 2048), histtype="step", color=colour,
                 label=f"band {stretch.bands[band]}")
@@ -106,7 +108,7 @@ def plot_building_sizes(buildings: pd.DataFrame) -> Figure:
     aois = list(dict.fromkeys(buildings["aoi"]))
     fig, ax = plt.subplots(figsize=(8, 3.6))
     data = [buildings.loc[buildings.aoi == aoi, "area_m2"].clip(lower=0.1) for aoi in aois]
-    ax.boxplot(data, vert=False, whis=(5, 95), showfliers=False)
+    ax.boxplot(data, orientation="horizontal", whis=(5, 95), showfliers=False)
     ax.set_yticks(range(1, len(aois) + 1), [spacenet.CITY_NAMES.get(a, a) for a in aois])
     ax.set_xscale("log")
     ax.set_xlabel("footprint area (m², log scale; whiskers 5-95 %)")

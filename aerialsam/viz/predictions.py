@@ -1,12 +1,9 @@
-"""Figures and tables of zero-shot SAM 2 (book chapter 06).
+"""Figures of SAM 2's predictions (book chapter 06).
 
-Helpers for the notebook that runs SAM 2 without training: the variant table (parameters,
-measured encoder throughput, the SAM 2 release figures), automatic masks on one chip per
-city, scoring a prediction folder against its AOIs' truth, and pictures of tiled inference
-(chip grid, blend weights, a stitched probability map).
-
-In the synthetic ``smoke`` and ``demo`` profiles the weights are random: every mask and
-score these helpers show describes the pipeline, never SAM 2's quality.
+Automatic masks and the building candidates among them on chips, the chip grid of tiled
+inference with its blend weights, and a stitched probability map. In the synthetic ``smoke``
+and ``demo`` profiles the weights are random: the pictures describe the pipeline, never SAM
+2's quality.
 """
 
 from __future__ import annotations

@@ -1,18 +1,8 @@
-"""Tables, figures and error analysis of the per-city evaluation (book chapter 09).
+"""Figures of the per-city evaluation (book chapter 09).
 
-The numbers come from :func:`aerialsam.evaluation.per_city.evaluate` (``reports/<name>/``); this module
-turns them into the headline table (with the 2017 competition as reference rows), the
-cross-city matrix, the input-size study, F1 by building size, the worst tiles of each city
-and a count of merged buildings.
-
-Definitions used in the error analysis:
-
-- **F1 by building size**: true positives and missed buildings are binned by the area of
-  the true building, false positives by the area of the false proposal; each bin's F1 is
-  ``2 TP / (2 TP + FP + FN)``.
-- **Merged buildings**: a proposal *merges* buildings when at least two true buildings of its
-  tile each have half or more of their area inside it. Such a proposal can match at most one
-  of them (usually none, its IoU with each being low): the others are false negatives.
+The headline table as shown, F1 per city against the 2017 winner, the cross-city matrix, the
+input-size study, F1 by building size and the worst tiles of each city; the tables come from
+:mod:`aerialsam.evaluation.analysis`.
 """
 
 from __future__ import annotations
@@ -35,9 +25,11 @@ from aerialsam.viz.scoring import outcome_legend, plot_outcomes
 
 
 def show_headline(table: pd.DataFrame, split: str = "test") -> Styler:
-    """The headline table as the book shows it: three decimals, a dash where nothing was
-    published or measured, and the ``scored on`` column said once in the caption instead of
-    on every row (the table must fit the page)."""
+    """The headline table as the book shows it.
+
+    Three decimals, a dash where nothing was published or measured, and the ``scored on``
+    column said once in the caption instead of on every row (the table must fit the page).
+    """
     numbers = table.columns.drop("scored on")
     return (table.style.format("{:.2f}", subset=["images/s"], na_rep="—")
             .format("{:.3f}", subset=numbers.drop("images/s"), na_rep="—")
@@ -126,7 +118,7 @@ def plot_f1_by_size(tables: Mapping[str, pd.DataFrame]) -> Figure:
 def plot_worst_tiles(result: ScoreResult, image_ids: Sequence[str],
                      tiles: Mapping[str, spacenet.Tile], stretches: Mapping[str, Stretch],
                      title: str) -> Figure:
-    """Matched, missed and false polygons over each of the tiles (see viz_metric's colours)."""
+    """Matched, missed and false polygons over each of the tiles (the colours of :mod:`aerialsam.viz.scoring`)."""
     count = max(1, len(image_ids))
     fig, axes = plt.subplots(1, count, figsize=(4.2 * count, 5.4), squeeze=False)
     for ax, image in zip(axes[0], image_ids, strict=False):

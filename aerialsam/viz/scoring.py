@@ -1,8 +1,8 @@
-"""Figures and tables that explain the SpaceNet 2 metric (book chapter 05).
+"""Figures that explain the SpaceNet 2 metric (book chapter 05).
 
-Also a teaching device: :func:`jittered_proposals` makes plausible proposals from truth
-polygons (shifted, resized, some missed, some false alarms) so that the metric can be shown
-before any model exists. Its numbers describe that simulation, not a model.
+What an IoU of 0.33, 0.5 or 0.7 looks like, and the matched, missed and false polygons of a
+scored tile over its image (the colours every later chapter reuses). The simulated proposals
+behind chapter 05's figures are made by :mod:`aerialsam.book.metric`.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""TODO docstring."""
+"""Tables as the book shows them."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import pandas as pd
 
 
 def dashed(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` for display, with a dash where a value is missing (not measured, not
-    published) instead of ``NaN`` or ``<NA>``, which read as errors on a rendered page.
+    """``table`` for display, with a dash where a value is missing (not measured, not published).
+
+    A dash, not ``NaN`` or ``<NA>``, which read as errors on a rendered page.
 
     The columns become objects: use the result for showing only, never for computing.
     """

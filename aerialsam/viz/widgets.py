@@ -126,8 +126,11 @@ def browser(data: BrowserData) -> ipywidgets.Widget:
 
 
 def live_session() -> bool:
-    """Whether a reader is at the notebook: an IPython kernel not started by a batch runner
-    (papermill, nbclient, the tests, ``make book``); ``$AERIALSAM_WIDGETS`` overrides."""
+    """Whether a reader is at the notebook; ``$AERIALSAM_WIDGETS`` overrides.
+
+    A reader is there when an IPython kernel was not started by a batch runner (papermill,
+    nbclient, the tests, ``make book``).
+    """
     forced = os.environ.get(FORCE_ENV, "")
     if forced in ("0", "1"):
         return forced == "1"
@@ -139,8 +142,11 @@ def live_session() -> bool:
 
 
 def _ancestor_commands(depth: int = 4) -> list[str]:
-    """Command lines of this process's parent, grandparent, … (Linux ``/proc``; elsewhere
-    none, and the browser is shown: under a batch runner it renders as text, harmlessly)."""
+    """Command lines of this process's parent, grandparent, … (Linux ``/proc``).
+
+    Elsewhere none, and the browser is shown: under a batch runner it renders as text,
+    harmlessly.
+    """
     commands, pid = [], os.getppid()
     for _ in range(depth):
         proc = Path("/proc") / str(pid)
@@ -156,8 +162,10 @@ def _ancestor_commands(depth: int = 4) -> list[str]:
 
 
 def show(data: BrowserData, image_id: str) -> None:
-    """Display the live browser for a reader, or :func:`static_view` of ``image_id`` in a
-    batch run (the rendered book)."""
+    """Display the live browser for a reader, or :func:`static_view` of ``image_id``.
+
+    The static view is for a batch run (the rendered book).
+    """
     if live_session():
         display(browser(data))
         return

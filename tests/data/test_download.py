@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from fake_bucket import FakeBucket, make_tarball, tile_objects
+from tests.fake_bucket import FakeBucket, make_tarball, tile_objects
 
 from aerialsam import cli
 from aerialsam.data import download, download_plan, spacenet

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_fixtures import checkpoint_weights, prepared_data, read_metrics, tiny_config
 
 from aerialsam.training import kinds, loop
+from tests.training_helpers import checkpoint_weights, read_metrics, tiny_config
 
 # Each rank saves its weights at every checkpoint (train() saves rank 0's only) and its
 # gradients, as DDP left them, before every optimiser step.
@@ -94,8 +94,8 @@ def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> fl
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> loop.TrainData:
-    return prepared_data(tmp_path_factory)[1]
+def data(smoke_train_data: loop.TrainData) -> loop.TrainData:
+    return smoke_train_data
 
 
 def test_two_ranks_match_one_process_with_the_same_effective_batch(

@@ -2,7 +2,8 @@
 learning-rate schedule, refusals before training.
 
 Runs are tiny (Vegas only, batch 2, 2-4 steps, SAM 2 tiny at 64 px) and most skip the
-tile-level validation (``fake_validation_row``): ``test_cli_finetune.py`` runs the real one.
+tile-level validation (``fake_validation_row``); ``tests/cli/test_finetune.py`` runs the real
+one.
 """
 
 from __future__ import annotations
@@ -14,15 +15,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from train_fixtures import (
-    assert_same_weights,
-    checkpoint_weights,
-    fake_validation_row,
-    final_weights,
-    prepared_data,
-    read_metrics,
-    tiny_config,
-)
 
 from aerialsam.errors import InputError
 from aerialsam.models.lora import LoRALinear, add_lora, merge_lora
@@ -30,14 +22,22 @@ from aerialsam.models.sam2 import load_sam2, save_random_checkpoint
 from aerialsam.models.sam2_calls import encode
 from aerialsam.training import embedding_cache, kinds, loop, runs, tasks
 from aerialsam.training.embedding_cache import EmbeddingCache, checkpoint_identity, model_key
+from tests.training_helpers import (
+    assert_same_weights,
+    checkpoint_weights,
+    fake_validation_row,
+    final_weights,
+    read_metrics,
+    tiny_config,
+)
 
 UNET = {"model": "unet", "steps": 4, "checkpoint_every": 2, "warmup_steps": 1}
 SAM2 = {"model": "sam2", "regime": "decoder", "steps": 4, "checkpoint_every": 4}
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory: pytest.TempPathFactory) -> loop.TrainData:
-    return prepared_data(tmp_path_factory)[1]
+def data(smoke_train_data: loop.TrainData) -> loop.TrainData:
+    return smoke_train_data
 
 
 @pytest.fixture(autouse=True)

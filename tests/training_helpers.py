@@ -1,8 +1,7 @@
-"""The prepared smoke data and tiny configurations shared by the training tests.
+"""Helpers of the training tests: tiny configurations, a stand-in validation, run readers.
 
-Preparing the smoke data (demo AOIs, chips, masks, splits) takes a few seconds; it is done
-once per test session whichever training test module asks first. Import the helpers, not
-fixtures: each module wraps ``prepared_data`` in its own fixture.
+The prepared smoke data are session fixtures in ``conftest.py`` (``smoke_data_dir``,
+``smoke_train_data``).
 """
 
 from __future__ import annotations
@@ -11,25 +10,11 @@ import csv
 from pathlib import Path
 from typing import Any
 
-import pytest
 import torch
 
-from aerialsam import config
-from aerialsam.training import datasets, loop, runs, train_config
+from aerialsam.training import runs, train_config
 
 VEGAS = ("AOI_2_Vegas",)
-_PREPARED: dict[str, Path] = {}
-
-
-def prepared_data(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, loop.TrainData]:
-    """The smoke profile's data folder and its training stages, made once per session."""
-    if "data_dir" not in _PREPARED:
-        data_dir = tmp_path_factory.mktemp("train_data")
-        datasets.prepare_training_data(config.load_profile("smoke"), data_dir)
-        _PREPARED["data_dir"] = data_dir
-    data_dir = _PREPARED["data_dir"]
-    paths = config.stage_paths(data_dir)
-    return data_dir, loop.TrainData(paths.chips, paths.masks, paths.splits)
 
 
 def tiny_config(**overrides: Any) -> train_config.TrainConfig:

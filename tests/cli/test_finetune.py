@@ -12,20 +12,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import rasterio
-from train_fixtures import prepared_data, read_metrics
 
 from aerialsam import cli
 from aerialsam.config import stage_paths
 from aerialsam.training import runs
 from aerialsam.training.train_config import make_config
+from tests.training_helpers import read_metrics
 
 # the smoke profile cut to Vegas (one validation tile keeps the final tile F1 quick)
 VEGAS_UNET = "profile: smoke\naois: [AOI_2_Vegas]\nmodel: unet\n"
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return prepared_data(tmp_path_factory)[0]
+def data_dir(smoke_data_dir: Path) -> Path:
+    return smoke_data_dir
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,17 @@ from aerialsam.prep.stretch import (
     save_stretches,
 )
 
-VEGAS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "spacenet_samples" \
-    / "vegas_sn2_rgb"
-IMG1010 = VEGAS / "RGB-PanSharpen_AOI_2_Vegas_img1010.tif"
-needs_vegas = pytest.mark.skipif(not IMG1010.exists(), reason="real Vegas samples not present")
+
+@pytest.fixture(scope="module")
+def vegas(samples_dir: Path) -> Path:
+    """The real SpaceNet 2 Vegas tiles among the samples."""
+    return samples_dir / "vegas_sn2_rgb"
+
+
+@pytest.fixture(scope="module")
+def img1010(vegas: Path) -> Path:
+    """The real Vegas tile img1010 (11-bit RGB, 650 x 650)."""
+    return vegas / "RGB-PanSharpen_AOI_2_Vegas_img1010.tif"
 
 
 def write_raster(path: Path, data: np.ndarray, crs: str | None = "EPSG:32611",
@@ -85,10 +92,9 @@ def test_bad_grid_names_the_argument(size: int, overlap: int, argument: str) -> 
 
 # ---- the done-when check on the real Vegas tiles ---------------------------------------------
 
-@needs_vegas
-def test_vegas_cli_nine_chips_per_tile_agreeing_on_overlaps(tmp_path: Path) -> None:
+def test_vegas_cli_nine_chips_per_tile_agreeing_on_overlaps(vegas: Path, tmp_path: Path) -> None:
     out = tmp_path / "chips"
-    assert cli.main(["chip", str(VEGAS), str(out), "--size", "256", "--overlap", "32"]) == 0
+    assert cli.main(["chip", str(vegas), str(out), "--size", "256", "--overlap", "32"]) == 0
     index = chips.read_index(out / "chips.csv")
     assert list(index.columns) == list(chips.CHIP_COLUMNS)
     assert index.groupby("image_id").size().tolist() == [9] * 6
@@ -123,9 +129,8 @@ def _assert_transforms_match_source(tile: dict, source: str) -> None:
             assert profile["transform"] == window_transform(Window(c, r, 256, 256), src.transform)
 
 
-@needs_vegas
-def test_chips_are_the_aoi_stretch_of_the_source_window(tmp_path: Path) -> None:
-    report = chips.chip_sources(VEGAS, tmp_path, size=256, overlap=32)
+def test_chips_are_the_aoi_stretch_of_the_source_window(vegas: Path, tmp_path: Path) -> None:
+    report = chips.chip_sources(vegas, tmp_path, size=256, overlap=32)
     stretch = load_stretches(tmp_path / STRETCH_FILE)["AOI_2_Vegas"]
     row = report.index.iloc[4]  # an inner chip
     with rasterio.open(row.source) as src:
@@ -138,9 +143,8 @@ def test_chips_are_the_aoi_stretch_of_the_source_window(tmp_path: Path) -> None:
                                                                      abs=1e-12)
 
 
-@needs_vegas
-def test_stretch_of_img1010_matches_its_known_percentiles() -> None:
-    stretch = compute_stretch([IMG1010], (2, 98))
+def test_stretch_of_img1010_matches_its_known_percentiles(img1010: Path) -> None:
+    stretch = compute_stretch([img1010], (2, 98))
     # PROVENANCE.md: typical 2-98 % of img1010 is R 159-731, G 282-834, B 252-575
     np.testing.assert_allclose(stretch.low, [159, 282, 252], atol=4)
     np.testing.assert_allclose(stretch.high, [731, 834, 575], atol=6)
@@ -171,42 +175,39 @@ def test_apply_stretch_maps_bounds_and_keeps_nodata() -> None:
 
 # ---- stretch reuse, idempotence, parallel ------------------------------------------------------
 
-@needs_vegas
-def test_saved_stretch_is_reused_not_recomputed(tmp_path: Path) -> None:
+def test_saved_stretch_is_reused_not_recomputed(img1010: Path, tmp_path: Path) -> None:
     save_stretches(tmp_path / STRETCH_FILE,
                    {"AOI_2_Vegas": Stretch((0.0, 0.0, 0.0), (2047.0, 2047.0, 2047.0))})
-    report = chips.chip_sources([chips.find_sources(IMG1010)[0]], tmp_path, 256, 32)
+    report = chips.chip_sources([chips.find_sources(img1010)[0]], tmp_path, 256, 32)
     chip, _ = read(tmp_path / report.index.iloc[0].path)
-    with rasterio.open(IMG1010) as src:
+    with rasterio.open(img1010) as src:
         raw = src.read(window=Window(0, 0, 256, 256)).astype(float)
     np.testing.assert_array_equal(chip, np.clip(np.rint(1 + raw * 254 / 2047), 1, 255))
     other = tmp_path / "other"
-    chips.chip_sources(IMG1010, other, 256, 32, stretch_path=tmp_path / STRETCH_FILE)
+    chips.chip_sources(img1010, other, 256, 32, stretch_path=tmp_path / STRETCH_FILE)
     assert load_stretches(other / STRETCH_FILE)["AOI_2_Vegas"].high == (2047.0,) * 3
     save_stretches(tmp_path / "new.json",
                    {"AOI_2_Vegas": Stretch((1.0, 1.0, 1.0), (999.0, 999.0, 999.0))})
     with pytest.raises(InputError, match="differ from those the chips"):
-        chips.chip_sources(IMG1010, other, 256, 32, stretch_path=tmp_path / "new.json")
+        chips.chip_sources(img1010, other, 256, 32, stretch_path=tmp_path / "new.json")
 
 
-@needs_vegas
-def test_rerun_skips_complete_chips_and_redoes_missing_ones(tmp_path: Path) -> None:
-    first = chips.chip_sources(VEGAS, tmp_path, 256, 32)
+def test_rerun_skips_complete_chips_and_redoes_missing_ones(vegas: Path, tmp_path: Path) -> None:
+    first = chips.chip_sources(vegas, tmp_path, 256, 32)
     assert (first.written, first.skipped) == (54, 0)
     stamp = (tmp_path / first.index.iloc[0].path).stat().st_mtime_ns
     (tmp_path / first.index.iloc[5].path).unlink()
-    second = chips.chip_sources(VEGAS, tmp_path, 256, 32)
+    second = chips.chip_sources(vegas, tmp_path, 256, 32)
     assert (second.written, second.skipped) == (1, 53)
     assert (tmp_path / first.index.iloc[0].path).stat().st_mtime_ns == stamp
     assert second.index.equals(first.index)
     with pytest.raises(InputError, match="size 256 overlap 32"):
-        chips.chip_sources(VEGAS, tmp_path, 512, 64)
+        chips.chip_sources(vegas, tmp_path, 512, 64)
 
 
-@needs_vegas
-def test_two_workers_give_the_same_chips(tmp_path: Path) -> None:
-    one = chips.chip_sources(VEGAS, tmp_path / "one", 512, 64, workers=1)
-    two = chips.chip_sources(VEGAS, tmp_path / "two", 512, 64, workers=2)
+def test_two_workers_give_the_same_chips(vegas: Path, tmp_path: Path) -> None:
+    one = chips.chip_sources(vegas, tmp_path / "one", 512, 64, workers=1)
+    two = chips.chip_sources(vegas, tmp_path / "two", 512, 64, workers=2)
     assert one.index.drop(columns="path").equals(two.index.drop(columns="path"))
     for path in one.index["path"]:
         np.testing.assert_array_equal(read(tmp_path / "one" / path)[0],
@@ -315,11 +316,11 @@ def test_cli_one_bad_file_gives_one_line_and_writes_nothing(mixed_folder: Path, 
     assert not (out / "chips.csv").exists()
 
 
-@needs_vegas
-def test_cli_truncated_tile_with_a_given_stretch_leaves_no_chip(tmp_path: Path, capsys) -> None:
+def test_cli_truncated_tile_with_a_given_stretch_leaves_no_chip(img1010: Path, tmp_path: Path,
+                                                                 capsys) -> None:
     truncated = tmp_path / "RGB-PanSharpen_AOI_2_Vegas_img1010.tif"
-    truncated.write_bytes(IMG1010.read_bytes()[:2_200_000])  # the last chip row is cut short
-    save_stretches(tmp_path / "s.json", {"AOI_2_Vegas": compute_stretch([IMG1010])})
+    truncated.write_bytes(img1010.read_bytes()[:2_200_000])  # the last chip row is cut short
+    save_stretches(tmp_path / "s.json", {"AOI_2_Vegas": compute_stretch([img1010])})
     out = tmp_path / "out"
     assert cli.main(["chip", str(truncated), str(out), "--size", "256", "--overlap", "32",
                      "--stretch", str(tmp_path / "s.json")]) == 2
@@ -346,23 +347,21 @@ def test_stretch_file_round_trip_and_bad_file(tmp_path: Path) -> None:
         load_stretches(tmp_path / "bad.json")
 
 
-@needs_vegas
-def test_spacenet_aoi_folder_is_a_source(tmp_path: Path) -> None:
+def test_spacenet_aoi_folder_is_a_source(img1010: Path, tmp_path: Path) -> None:
     aoi_dir = tmp_path / "AOI_2_Vegas_Train" / "RGB-PanSharpen"
     aoi_dir.mkdir(parents=True)
-    shutil.copy(IMG1010, aoi_dir)
+    shutil.copy(img1010, aoi_dir)
     sources = chips.find_sources(tmp_path / "AOI_2_Vegas_Train")
     assert [(s.aoi, s.image_id) for s in sources] == [("AOI_2_Vegas", "AOI_2_Vegas_img1010")]
 
 
-@needs_vegas
-def test_strip_budget_does_not_change_the_chips(tmp_path: Path, monkeypatch) -> None:
-    whole = chips.chip_sources(IMG1010, tmp_path / "whole", 256, 32)
-    with rasterio.open(IMG1010) as src:
+def test_strip_budget_does_not_change_the_chips(img1010: Path, tmp_path: Path, monkeypatch) -> None:
+    whole = chips.chip_sources(img1010, tmp_path / "whole", 256, 32)
+    with rasterio.open(img1010) as src:
         assert [len(s) for s in chips._strips(src, [0, 224, 394], 256)] == [3]
         monkeypatch.setattr(chips, "STRIP_BYTES", 1)  # one chip row per read, as for huge rasters
         assert [len(s) for s in chips._strips(src, [0, 224, 394], 256)] == [1, 1, 1]
-    strips = chips.chip_sources(IMG1010, tmp_path / "strips", 256, 32)
+    strips = chips.chip_sources(img1010, tmp_path / "strips", 256, 32)
     assert strips.index.drop(columns="path").equals(whole.index.drop(columns="path"))
     for path in whole.index["path"]:
         np.testing.assert_array_equal(read(tmp_path / "whole" / path)[0],

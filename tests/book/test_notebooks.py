@@ -14,9 +14,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
+import aerialsam
 from aerialsam.book import notebooks
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = notebooks.toc_notebooks(ROOT)
 PAGES = notebooks.toc_entries(ROOT)
 # Pages where a model or an evaluation is shown: each must show a figure.
@@ -102,3 +103,19 @@ def test_book_builds_with_every_page(smoke_book: tuple[Path, dict[Path, str]],
         text = built.read_text()
         assert "Traceback (most recent call last)" not in text
     assert (html / "index.html").exists()
+
+
+def test_cache_key_covers_every_subpackage() -> None:
+    assert notebooks.PACKAGE_DIR == Path(aerialsam.__file__).resolve().parent
+    assert (notebooks.PACKAGE_DIR / "training" / "loop.py").is_file()
+
+
+def test_missing_book_extra_is_one_line(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(notebooks, "MISSING_EXTRA", "papermill")
+    assert notebooks.main(["--profile", "smoke", "--out", str(tmp_path / "out"),
+                           "--root", str(ROOT)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["book: error: executing the book needs the 'book' extra (papermill is not "
+                   "installed): pip install 'aerialsam[book]'"]
+    assert not (tmp_path / "out").exists()

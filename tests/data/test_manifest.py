@@ -15,7 +15,7 @@ from aerialsam.data.manifest import (
 )
 from aerialsam.errors import InputError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_packaged_copy_is_identical_to_the_top_level_manifest() -> None:
