@@ -10,6 +10,16 @@ from aerialsam.errors import AerialSamError
 from aerialsam.prep import chip_masks, chips, masks
 
 
+def _add_mask_options(parser: argparse.ArgumentParser) -> None:
+    """The shape options of the boundary and contact masks, shared by rasterize and masks."""
+    parser.add_argument("--boundary-width", type=int, default=3, metavar="W",
+                        help="side of the square eroding the footprint (default 3: 1-px ring)")
+    parser.add_argument("--boundary-side", choices=("inner", "outer"), default="inner",
+                        help="boundary inside (default) or outside the footprint")
+    parser.add_argument("--contact-spacing", type=float, default=10, metavar="PX",
+                        help="contact spacing in pixels (default 10)")
+
+
 def add_rasterize(commands: argparse._SubParsersAction) -> None:
     """Declare ``aerialsam rasterize`` and its options."""
     parser = commands.add_parser(
@@ -21,12 +31,7 @@ def add_rasterize(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("out", type=Path, help="output GeoTIFF")
     parser.add_argument("--kind", choices=masks.MASK_KINDS, default="footprint",
                         help="mask kind (default footprint)")
-    parser.add_argument("--boundary-width", type=int, default=3, metavar="W",
-                        help="side of the square eroding the footprint (default 3: 1-px ring)")
-    parser.add_argument("--boundary-side", choices=("inner", "outer"), default="inner",
-                        help="boundary inside (default) or outside the footprint")
-    parser.add_argument("--contact-spacing", type=float, default=10, metavar="PX",
-                        help="contact spacing in pixels (default 10)")
+    _add_mask_options(parser)
     parser.set_defaults(handler=_run_rasterize)
 
 
@@ -98,12 +103,7 @@ def add_masks(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--labels", type=Path, default=None, metavar="DIR",
                         help="folder of <image_id>.geojson (default: the SpaceNet 2 layout "
                              "beside each source tile)")
-    parser.add_argument("--boundary-width", type=int, default=3, metavar="W",
-                        help="side of the square eroding the footprint (default 3: 1-px ring)")
-    parser.add_argument("--boundary-side", choices=("inner", "outer"), default="inner",
-                        help="boundary inside (default) or outside the footprint")
-    parser.add_argument("--contact-spacing", type=float, default=10, metavar="PX",
-                        help="contact spacing in pixels (default 10)")
+    _add_mask_options(parser)
     parser.set_defaults(handler=_run_masks)
 
 
