@@ -26,8 +26,8 @@ from rasterio import features
 from scipy import ndimage
 from shapely.geometry import Polygon, box
 
-from aerialsam.data import spacenet
 from aerialsam.config import Profile, stage_paths
+from aerialsam.data import spacenet
 from aerialsam.data.demo_layouts import LAYOUTS, TILE, Building, Road
 from aerialsam.errors import InputError
 from aerialsam.io import atomic_path, record_params

@@ -44,12 +44,12 @@ from aerialsam.data.download_plan import (
     check_free_space,
     describe_plans,
 )
-from aerialsam.errors import InputError
 from aerialsam.data.extract import find_aoi_folder, merge_into, safe_extract
-from aerialsam.io import atomic_path
 from aerialsam.data.manifest import AoiRecord, Manifest, Tarball, load_manifest
 from aerialsam.data.s3 import BucketClient, DownloadError, RetryPolicy
 from aerialsam.data.spacenet import GEOJSON_DIR, IMAGE_DIR
+from aerialsam.errors import InputError
+from aerialsam.io import atomic_path
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
-from aerialsam.errors import AerialSamError
 from aerialsam.data.spacenet import IMAGE_DIR
+from aerialsam.errors import AerialSamError
 
 log = logging.getLogger(__name__)
 

@@ -154,7 +154,7 @@ def manifest_table(manifest: Manifest, split: str = "train") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _parse_manifest(source: Path, document: Any) -> Manifest:
+def _parse_manifest(source: Path, document: object) -> Manifest:
     top = _fields(source, "manifest", document,
                   required={"schema_version": int, "dataset": str, "bucket": str, "region": str,
                             "endpoint": str, "licence": str, "citation": str, "aois": list},
@@ -180,7 +180,7 @@ def _parse_manifest(source: Path, document: Any) -> Manifest:
                         top["citation"].split()), aois=aois)
 
 
-def _parse_aoi(source: Path, where: str, item: Any,
+def _parse_aoi(source: Path, where: str, item: object,
                shared_keys: dict[str, TileKeys]) -> AoiRecord:
     raw = _fields(source, where, item,
                   required={"name": str, "alias": str, "number": int, "city": str,
@@ -197,7 +197,7 @@ def _parse_aoi(source: Path, where: str, item: Any,
     return AoiRecord(**raw_fields, tarballs=tarballs, tile_keys={**shared_keys, **own_keys})
 
 
-def _parse_tarball(source: Path, where: str, item: Any) -> Tarball:
+def _parse_tarball(source: Path, where: str, item: object) -> Tarball:
     raw = _fields(source, where, item, required={"key": str, "md5": str},
                   optional={"size": (int, type(None)), "size_exact": bool})
     if not _MD5.match(raw["md5"]):
@@ -223,12 +223,12 @@ def _parse_tile_keys(source: Path, where: str, item: dict) -> dict[str, TileKeys
     return parsed
 
 
-def _check_split(source: Path, where: str, split: Any) -> None:
+def _check_split(source: Path, where: str, split: object) -> None:
     if split not in SPLITS:
         raise InputError(source, f"{where}: unknown split {split!r}; use {' or '.join(SPLITS)}")
 
 
-def _fields(source: Path, where: str, item: Any, required: dict[str, Any],
+def _fields(source: Path, where: str, item: object, required: dict[str, Any],
             optional: dict[str, Any] | None = None) -> dict[str, Any]:
     """Check a mapping's keys and value types; return it. ``bool`` never passes as ``int``."""
     optional = optional or {}

@@ -79,7 +79,9 @@ class BucketClient:
     """Anonymous client of one public bucket, addressed by its base URL."""
 
     def __init__(self, endpoint: str, retry: RetryPolicy | None = None) -> None:
-        """Args:
+        """A client of the bucket at ``endpoint``.
+
+        Args:
             endpoint: the bucket's base URL; object ``k`` is at ``{endpoint}/{k}``.
             retry: retry policy (default :class:`RetryPolicy`).
         """

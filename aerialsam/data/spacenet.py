@@ -50,7 +50,9 @@ GEOJSON_DIR = Path("geojson") / "buildings"
 SUMMARY_DIR = "summaryData"
 WGS84 = CRS.from_epsg(4326)
 
-_IMAGE_ID = re.compile(r"(AOI_\d+_[A-Za-z]+)_(?:[A-Za-z0-9-]+_)?img(\d+)")
+_IMAGE_ID = re.compile(r"(AOI_\d+_[A-Za-z]+)_(?:[A-Za-z0-9-]+_)*img(\d+)")
+_SHAPES = {"polygons": (("Polygon", "MultiPolygon"), "building polygons"),
+           "lines": (("LineString", "MultiLineString"), "road LineStrings")}
 _AOI_DIR = re.compile(r"^(AOI_\d+_[A-Za-z]+)_(Train|Test_public|Test)$")
 
 
@@ -144,8 +146,9 @@ def find_tiles(root: str | Path, aoi: str | None = None) -> list[Tile]:
 
 
 def tile_at(image_path: str | Path) -> Tile:
-    """The tile of one image of an AOI folder (``<AOI folder>/RGB-PanSharpen/<image>.tif``),
-    with its label file when there is one, without listing the folder.
+    """The tile of one image of an AOI folder (``<AOI folder>/RGB-PanSharpen/<image>.tif``).
+
+    Its label file comes with it when there is one; the folder is not listed.
 
     Raises:
         InputError: no SpaceNet image id in the file name.
@@ -162,14 +165,22 @@ def summary_csv_path(aoi_dir: str | Path) -> Path:
     return aoi_dir / SUMMARY_DIR / f"{aoi_dir.name}_Building_Solutions.csv"
 
 
-def read_geojson(path: str | Path, crs: CRS | str | None = None) -> gpd.GeoDataFrame:
-    """Read a building GeoJSON as 2-D polygons, reprojected to ``crs`` when given.
+def read_geojson(path: str | Path, crs: CRS | str | None = None,
+                 shapes: str = "polygons") -> gpd.GeoDataFrame:
+    """Read a label GeoJSON as 2-D geometries, reprojected to ``crs`` when given.
 
     A GeoJSON without a ``crs`` member is WGS84 (RFC 7946); one with a legacy ``crs`` member
     in another CRS is reprojected. An empty FeatureCollection gives an empty GeoDataFrame.
 
+    Args:
+        path: the GeoJSON file.
+        crs: the CRS to reproject to (default: keep the file's).
+        shapes: ``polygons`` (buildings) or ``lines`` (road centre lines): the geometry types
+            the file may hold.
+
     Raises:
-        InputError: the file is missing, not GeoJSON, or holds non-polygon geometries.
+        InputError: the file is missing, not GeoJSON, or holds geometries of another kind
+            (the message names the first such feature).
     """
     path = Path(path)
     if not path.exists():
@@ -187,9 +198,12 @@ def read_geojson(path: str | Path, crs: CRS | str | None = None) -> gpd.GeoDataF
     else:
         frame = gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=source_crs))
     frame = frame[~(frame.geometry.isna() | frame.geometry.is_empty)].copy()
-    kinds = set(frame.geometry.geom_type)
-    if not kinds <= {"Polygon", "MultiPolygon"}:
-        raise InputError(path, f"expected building polygons, found {sorted(kinds)}")
+    allowed, what = _SHAPES[shapes]
+    wrong = ~frame.geometry.geom_type.isin(allowed).to_numpy()
+    if wrong.any():
+        first = int(np.flatnonzero(wrong)[0])
+        raise InputError(path, f"expected {what}, found {sorted(set(frame.geom_type[wrong]))} "
+                               f"(feature {frame.index[first]})")
     frame.geometry = shapely.force_2d(frame.geometry.values)
     if crs is not None and not CRS.from_user_input(crs).equals(frame.crs):
         frame = frame.to_crs(crs)
@@ -284,8 +298,10 @@ def read_summary_csv(path: str | Path, column: str = "PolygonWKT_Pix") -> gpd.Ge
 
 
 def first_row(path: Path, test: Callable[[dict[str, str]], bool]) -> tuple[int, dict[str, str]]:
-    """Line number (1-based, header = 1) and fields of the first CSV row passing ``test``;
-    ``(0, {})`` when none does. Error messages use it to point at the offending line."""
+    """Line number (1-based, header = 1) and fields of the first CSV row passing ``test``.
+
+    ``(0, {})`` when none does. Error messages use it to point at the offending line.
+    """
     with path.open(newline="") as handle:
         reader = csv.DictReader(handle)
         for row in reader:

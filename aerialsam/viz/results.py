@@ -118,7 +118,7 @@ def plot_f1_by_size(tables: Mapping[str, pd.DataFrame]) -> Figure:
 def plot_worst_tiles(result: ScoreResult, image_ids: Sequence[str],
                      tiles: Mapping[str, spacenet.Tile], stretches: Mapping[str, Stretch],
                      title: str) -> Figure:
-    """Matched, missed and false polygons over each of the tiles (the colours of :mod:`aerialsam.viz.scoring`)."""
+    """Matched, missed and false polygons over each of the tiles (colours of ``viz.scoring``)."""
     count = max(1, len(image_ids))
     fig, axes = plt.subplots(1, count, figsize=(4.2 * count, 5.4), squeeze=False)
     for ax, image in zip(axes[0], image_ids, strict=False):

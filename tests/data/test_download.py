@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tests.fake_bucket import FakeBucket, make_tarball, tile_objects
 
 from aerialsam import cli
 from aerialsam.data import download, download_plan, spacenet
@@ -20,6 +19,7 @@ from aerialsam.data.extract import UnsafeArchiveError, safe_extract
 from aerialsam.data.manifest import default_manifest_path
 from aerialsam.data.s3 import DownloadError, RetryPolicy
 from aerialsam.errors import InputError
+from tests.fake_bucket import FakeBucket, make_tarball, tile_objects
 
 FAST = RetryPolicy(attempts=3, backoff_s=0.01, timeout_s=10)
 KEY = "spacenet/SN2_buildings/tarballs/SN2_buildings_train_AOI_2_Vegas.tar.gz"
