@@ -79,6 +79,8 @@ class Profile:
         data_source: ``"demo"`` for synthetic AOIs made by :mod:`aerialsam.data.demo`,
             ``"spacenet"`` for the real SpaceNet 2 download.
         tiles_per_aoi: how many tiles of each AOI to make or download (``None``: all of them).
+        road_tiles_per_aoi: the same for SpaceNet 3 road tiles (1300 px, four times the area
+            of a SpaceNet 2 tile).
         seed: the one seed behind data generation, splits and training.
         aois: the AOI names to use.
         chip_size: chip edge in pixels.
@@ -97,6 +99,7 @@ class Profile:
     name: str
     data_source: Literal["demo", "spacenet"]
     tiles_per_aoi: int | None
+    road_tiles_per_aoi: int | None = None
     seed: int = 0
     aois: tuple[str, ...] = AOIS
     chip_size: int = 512
@@ -120,6 +123,7 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         data_source="demo",
         tiles_per_aoi=3,
+        road_tiles_per_aoi=1,
         chip_size=256,
         chip_overlap=32,
         sam_image_size=256,
@@ -142,6 +146,7 @@ PROFILES: dict[str, Profile] = {
         name="demo",
         data_source="demo",
         tiles_per_aoi=10,
+        road_tiles_per_aoi=3,
         chip_size=512,
         chip_overlap=64,
         sam_image_size=512,
@@ -158,6 +163,7 @@ PROFILES: dict[str, Profile] = {
         name="full",
         data_source="spacenet",
         tiles_per_aoi=200,
+        road_tiles_per_aoi=50,
         chip_size=512,
         chip_overlap=64,
         sam_checkpoint=None,

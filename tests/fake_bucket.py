@@ -3,7 +3,8 @@
 It answers what :class:`aerialsam.data.s3.BucketClient` asks: ``HEAD`` and ``GET`` of objects
 (with ``Range``), and ``GET /?list-type=2&prefix=…`` (ListObjectsV2 XML in S3's namespace,
 ``page_size`` keys per page, continuation tokens). Faults are injected per key: a dropped
-connection after some bytes, corrupted bytes once, 5xx answers, 403, an ETag that is no md5.
+connection after some bytes, corrupted bytes once (or differently on every request), 5xx
+answers, 403, an ETag that is no md5.
 Every request is recorded.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import tarfile
 import threading
 import time
@@ -41,6 +43,7 @@ class FakeBucket:
     latency_s: float = 0.0
     drop_after: dict[str, int] = field(default_factory=dict)
     corrupt_once: set[str] = field(default_factory=set)
+    corrupt_always: set[str] = field(default_factory=set)
     fail_5xx: dict[str, int] = field(default_factory=dict)
     forbidden: set[str] = field(default_factory=set)
     etags: dict[str, str] = field(default_factory=dict)
@@ -49,6 +52,7 @@ class FakeBucket:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
+        self._corruptions = 0
 
     @property
     def url(self) -> str:
@@ -151,6 +155,12 @@ class _Handler(BaseHTTPRequestHandler):
         body = data[start:]
         if not head and bucket._take(bucket.corrupt_once, key):
             body = bytes([body[0] ^ 0xFF]) + body[1:]
+        elif not head and key in bucket.corrupt_always:
+            # Another byte each time: no two downloads of the key agree, none matches the ETag.
+            with bucket._lock:
+                bucket._corruptions += 1
+                index = bucket._corruptions % len(body)
+            body = body[:index] + bytes([body[index] ^ 0xFF]) + body[index + 1:]
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("ETag", f'"{etag}"')
@@ -232,3 +242,29 @@ def tile_objects(aoi: str, numbers: list[int], image_bytes: int = 64,
                 f'{{"type": "FeatureCollection", "name": "{aoi}_img{n}", "features": []}}'
             ).encode()
     return objects
+
+
+def road_tile_objects(aoi: str, numbers: list[int], image_bytes: int = 64,
+                      without_label: tuple[int, ...] = ()) -> dict[str, bytes]:
+    """Per-tile objects under the SpaceNet 3 key templates: distinct bytes per tile, one road."""
+    objects = {}
+    base = f"spacenet/SN3_roads/train/{aoi}"
+    for n in numbers:
+        objects[f"{base}/PS-RGB/SN3_roads_train_{aoi}_PS-RGB_img{n}.tif"] = (
+            f"sn3 tif {aoi} {n} ".encode() * image_bytes)[:image_bytes]
+        if n not in without_label:
+            objects[f"{base}/geojson_roads/SN3_roads_train_{aoi}_geojson_roads_img{n}.geojson"] = (
+                road_geojson(f"{aoi}_img{n}"))
+    return objects
+
+
+def road_geojson(name: str, speed: bool = False) -> bytes:
+    """A SpaceNet 3 label file with one residential road (and its speed when ``speed``)."""
+    properties = {"road_type": 5, "lane_number": 2, "paved": 1, "bridge_type": 2}
+    if speed:
+        properties["inferred_speed_mph"] = 25.0
+    feature = {"type": "Feature", "properties": properties,
+               "geometry": {"type": "LineString",
+                            "coordinates": [[-115.30, 36.20], [-115.2997, 36.2003]]}}
+    return json.dumps({"type": "FeatureCollection", "name": name,
+                       "features": [feature]}).encode()

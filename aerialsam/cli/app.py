@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``aerialsam`` command with every subcommand."""
     parser = argparse.ArgumentParser(
         prog="aerialsam",
-        description="Building segmentation in SpaceNet 2 aerial imagery with SAM 2.")
+        description="Buildings (SpaceNet 2) and roads (SpaceNet 3) in aerial imagery with SAM 2.")
     parser.add_argument("--version", action="version", version=f"aerialsam {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress messages")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

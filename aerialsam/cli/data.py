@@ -6,16 +6,23 @@ import argparse
 from pathlib import Path
 
 from aerialsam.cli.options import add_aoi, selected_aois
-from aerialsam.data import demo, download
+from aerialsam.data import demo, demo_roads, download
+from aerialsam.data.manifest import DEFAULT_DATASET
+
+DATASETS = ("buildings", "roads")
+"""The datasets of the packaged manifest: SpaceNet 2 buildings and SpaceNet 3 roads."""
 
 
 def add_demo(commands: argparse._SubParsersAction) -> None:
     """Declare ``aerialsam demo`` and its options."""
     parser = commands.add_parser(
-        "demo", help="write synthetic SpaceNet 2 AOIs in the real layout",
-        description="Write synthetic SpaceNet 2 AOIs (Vegas, Paris, Shanghai, Khartoum) "
-                    "in the exact SpaceNet 2 layout.")
+        "demo", help="write synthetic SpaceNet AOIs in the real layout",
+        description="Write synthetic AOIs (Vegas, Paris, Shanghai, Khartoum) in the exact "
+                    "SpaceNet 2 layout (buildings) or SpaceNet 3 layout (roads).")
     parser.add_argument("out_dir", type=Path, help="destination folder")
+    parser.add_argument("--dataset", choices=DATASETS, default=DEFAULT_DATASET,
+                        help="buildings (SpaceNet 2, 650 px tiles; default) or roads "
+                             "(SpaceNet 3, 1300 px tiles)")
     parser.add_argument("--tiles-per-aoi", type=int, default=10, metavar="N",
                         help="tiles per AOI (default 10)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
@@ -25,8 +32,12 @@ def add_demo(commands: argparse._SubParsersAction) -> None:
 
 def _run_demo(args: argparse.Namespace) -> int:
     aois = selected_aois(args.aoi)
-    written = demo.make_demo(args.out_dir, tiles_per_aoi=args.tiles_per_aoi, seed=args.seed,
-                             aois=aois)
+    if args.dataset == "roads":
+        written = demo_roads.make_road_demo(args.out_dir, tiles_per_aoi=args.tiles_per_aoi,
+                                            seed=args.seed, aois=aois)
+    else:
+        written = demo.make_demo(args.out_dir, tiles_per_aoi=args.tiles_per_aoi,
+                                 seed=args.seed, aois=aois)
     for aoi_dir in written:
         print(aoi_dir)
     return 0
@@ -35,16 +46,20 @@ def _run_demo(args: argparse.Namespace) -> int:
 def add_download(commands: argparse._SubParsersAction) -> None:
     """Declare ``aerialsam download`` and its options."""
     parser = commands.add_parser(
-        "download", help="download SpaceNet 2 from its public bucket (tiles or tarballs)",
-        description="Download SpaceNet 2 anonymously over HTTPS (s3://spacenet-dataset) into the "
-                    "SpaceNet 2 layout: the first N tiles of each AOI in ascending tile number "
-                    "(--tiles N), or whole md5-verified, resumable tarballs (--tarball).")
+        "download", help="download SpaceNet 2 or 3 from its public bucket (tiles or tarballs)",
+        description="Download SpaceNet 2 (buildings) or SpaceNet 3 (roads) anonymously over "
+                    "HTTPS (s3://spacenet-dataset) into the dataset's layout: the first N tiles "
+                    "of each AOI in ascending tile number (--tiles N), or whole md5-verified, "
+                    "resumable tarballs (--tarball; for roads also the speed labels).")
+    parser.add_argument("--dataset", default=DEFAULT_DATASET, metavar="NAME",
+                        help="buildings (SpaceNet 2; default) or roads (SpaceNet 3), or another "
+                             "dataset of --manifest")
     add_aoi(parser)
     parser.add_argument("--split", choices=("train", "test"), default="train",
                         help="train (labelled) or test (public test, no labels); default train")
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--tiles", type=int, metavar="N",
-                      help="the first N tiles (image + building GeoJSON) of each AOI")
+                      help="the first N tiles (image + label GeoJSON) of each AOI")
     mode.add_argument("--tarball", action="store_true",
                       help="whole tarballs: streamed, resumed, md5-verified, extracted safely")
     parser.add_argument("--dest", type=Path, default=Path("data/raw"),
@@ -66,18 +81,21 @@ def add_download(commands: argparse._SubParsersAction) -> None:
 
 def _run_download(args: argparse.Namespace) -> int:
     manifest = download.resolve_manifest(args.manifest)
-    aois = [manifest.aoi(a).name for a in selected_aois(args.aoi)]
+    dataset = manifest.dataset(args.dataset)
+    aois = [dataset.aoi(a).name for a in selected_aois(args.aoi)]
     if args.dry_run:
         plans = download.plan_download(aois, args.split, args.dest, args.tiles, manifest,
-                                       args.endpoint)
+                                       args.endpoint, dataset=dataset.name)
         print("\n".join(download.describe_plans(plans, args.dest)))
         return 0
     for aoi in aois:
         if args.tarball:
             folder = download.download_tarball(aoi, args.split, args.dest, args.endpoint,
-                                               manifest, keep_archive=args.keep_archive)
+                                               manifest, dataset=dataset.name,
+                                               keep_archive=args.keep_archive)
         else:
             folder = download.download_tiles(aoi, args.tiles, args.dest, args.endpoint,
-                                             args.workers, manifest, split=args.split)
+                                             args.workers, manifest, dataset=dataset.name,
+                                             split=args.split)
         print(folder)
     return 0

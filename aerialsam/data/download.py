@@ -1,24 +1,30 @@
-"""Download SpaceNet 2 from its public bucket: a per-tile subset, or whole verified tarballs.
+"""Download SpaceNet 2 (buildings) or 3 (roads) from the public bucket: tiles or tarballs.
 
-Two ways to get an AOI, both ending in the SpaceNet 2 layout of DESIGN.md, so every later
-stage sees one layout whether the data came from ``demo``, a tarball or tiles::
+Two ways to get an AOI, both ending in the dataset's layout of DESIGN.md (the manifest names
+it), so every later stage sees one layout whether the data came from ``demo``, a tarball or
+tiles::
 
-    <dest>/AOI_2_Vegas_Train/RGB-PanSharpen/RGB-PanSharpen_AOI_2_Vegas_img{N}.tif
+    <dest>/AOI_2_Vegas_Train/RGB-PanSharpen/RGB-PanSharpen_AOI_2_Vegas_img{N}.tif        buildings
     <dest>/AOI_2_Vegas_Train/geojson/buildings/buildings_AOI_2_Vegas_img{N}.geojson
+    <dest>/SN3_roads_train_AOI_2_Vegas/PS-RGB/SN3_roads_train_AOI_2_Vegas_PS-RGB_img{N}.tif   roads
+    <dest>/SN3_roads_train_AOI_2_Vegas/geojson_roads/…_geojson_roads_img{N}.geojson
+    <dest>/SN3_roads_train_AOI_2_Vegas/geojson_roads_speed/…_geojson_roads_speed_img{N}.geojson
 
 - :func:`download_tiles`: the first ``n`` tiles of an AOI. The tile ids come from listing the
   bucket prefix of the image key template (ListObjectsV2) and are taken in ascending numeric
   order of the tile number (``img2`` before ``img10``), keeping only ids that have both an image
-  and a building GeoJSON. Image and GeoJSON are fetched concurrently by ``workers`` threads; each
+  and a label GeoJSON. Image and GeoJSON are fetched concurrently by ``workers`` threads; each
   file is written under a temporary name and renamed when complete (and, where the server's
   ETag is a plain md5, verified). A rerun skips files already present; tiles are small, so an
   interrupted one starts again.
-- :func:`download_tarball`: a whole split of an AOI (20+ GB for Vegas). It streams to
+- :func:`download_tarball`: the tarballs of a split of an AOI (20+ GB for SpaceNet 2 Vegas;
+  SpaceNet 3 ships its speed labels in a second tarball). Each streams to
   ``<dest>/.downloads/<name>.part``, resumes with HTTP Range after an interruption (also across
-  runs), checks the md5 of the manifest (a mismatch deletes the partial, retries once, then
-  fails giving both md5s), renames to ``<name>`` only once verified, extracts safely
-  (:mod:`aerialsam.data.extract`) into a staging folder and moves the AOI folder into place. A
-  marker file in the AOI folder records the verified md5, so a rerun skips the AOI.
+  runs), is checked against the md5 of the manifest (a mismatch deletes the partial, retries
+  once, then fails giving both md5s), renamed to ``<name>`` only once verified, extracted safely
+  (:mod:`aerialsam.data.extract`) into a staging folder, and the folder it fills (its
+  ``holds``: the images, or ``geojson_roads_speed``) is moved into the AOI folder. A marker file
+  in the AOI folder records each verified md5, so a rerun skips what is done.
 
 Before a real download the free space at the destination is checked; :func:`plan_tarball`
 (no network) and :func:`plan_tiles` (one listing) describe what a run would fetch.
@@ -45,9 +51,8 @@ from aerialsam.data.download_plan import (
     describe_plans,
 )
 from aerialsam.data.extract import find_aoi_folder, merge_into, safe_extract
-from aerialsam.data.manifest import AoiRecord, Manifest, Tarball, load_manifest
+from aerialsam.data.manifest import DEFAULT_DATASET, AoiRecord, Manifest, Tarball, load_manifest
 from aerialsam.data.s3 import BucketClient, DownloadError, RetryPolicy
-from aerialsam.data.spacenet import GEOJSON_DIR, IMAGE_DIR
 from aerialsam.errors import InputError
 from aerialsam.io import atomic_path
 
@@ -65,29 +70,33 @@ def resolve_manifest(manifest: Manifest | str | Path | None) -> Manifest:
 
 
 def plan_tarball(aoi: str, split: str, dest: str | Path,
-                 manifest: Manifest | str | Path | None = None) -> Plan:
+                 manifest: Manifest | str | Path | None = None, *,
+                 dataset: str = DEFAULT_DATASET) -> Plan:
     """What :func:`download_tarball` would fetch, from the manifest alone (no network)."""
-    record = resolve_manifest(manifest).aoi(aoi)
-    tarball = _tarball(record, split)
+    record = resolve_manifest(manifest).dataset(dataset).aoi(aoi)
     dest = Path(dest)
     plan = Plan(record.name, split, "tarball", dest / record.folder(split))
-    archive = dest / DOWNLOADS_DIR / tarball.filename
-    if _is_complete(plan.folder, tarball):
-        plan.present, plan.note = 1, "already downloaded and verified"
-    elif archive.exists():
-        plan.present, plan.note = 1, f"{archive} verified; would extract it"
-    else:
-        plan.objects.append(PlannedObject(tarball.key, archive, tarball.size,
-                                          tarball.size_exact, tarball.md5))
-        part = _part_path(archive)
-        if part.exists():
-            plan.note = f"would resume after the {part.stat().st_size} bytes in {part}"
+    verified = _verified_md5s(plan.folder)
+    for tarball in _tarballs(record, split):
+        archive = dest / DOWNLOADS_DIR / tarball.filename
+        if tarball.md5 in verified:
+            plan.present += 1
+            plan.notes.append(f"{tarball.filename}: already downloaded and verified")
+        elif archive.exists():
+            plan.present += 1
+            plan.notes.append(f"{archive} verified; would extract it")
+        else:
+            plan.objects.append(PlannedObject(tarball.key, archive, tarball.size,
+                                              tarball.size_exact, tarball.md5))
+            part = _part_path(archive)
+            if part.exists():
+                plan.notes.append(f"would resume after the {part.stat().st_size} bytes in {part}")
     return plan
 
 
 def plan_tiles(aoi: str, n: int, dest: str | Path, split: str = "train",
                manifest: Manifest | str | Path | None = None, endpoint: str | None = None,
-               retry: RetryPolicy | None = None) -> Plan:
+               retry: RetryPolicy | None = None, *, dataset: str = DEFAULT_DATASET) -> Plan:
     """What :func:`download_tiles` would fetch: lists the bucket, downloads nothing.
 
     Raises:
@@ -97,10 +106,10 @@ def plan_tiles(aoi: str, n: int, dest: str | Path, split: str = "train",
     if n < 1:
         raise InputError("--tiles", f"must be a positive number of tiles, not {n}")
     man = resolve_manifest(manifest)
-    record = man.aoi(aoi)
+    record = man.dataset(dataset).aoi(aoi)
     if split not in record.tile_keys:
         raise InputError(man.source, f"{record.name} has no per-tile keys for the {split} "
-                                     "split; use the tarball instead")
+                                     f"split of {dataset}; use the tarball instead")
     client = BucketClient(endpoint or man.endpoint, retry)
     numbers, sizes = _list_tiles(client, record, split)
     if not numbers:
@@ -112,10 +121,10 @@ def plan_tiles(aoi: str, n: int, dest: str | Path, split: str = "train",
                     record.name, len(numbers))
     folder = Path(dest) / record.folder(split)
     plan = Plan(record.name, split, "tiles", folder)
-    keys = record.tile_keys[split]
+    keys, layout = record.tile_keys[split], record.layout
     for number in numbers[:n]:
-        pairs = ((keys.image_key(record.name, number), image_path(folder, record.name, number)),
-                 (keys.label_key(record.name, number), label_path(folder, record.name, number)))
+        pairs = ((keys.image_key(record.name, number), layout.image(folder, record.name, number)),
+                 (keys.label_key(record.name, number), layout.label(folder, record.name, number)))
         for key, path in pairs:
             if path.exists():
                 plan.present += 1
@@ -126,20 +135,21 @@ def plan_tiles(aoi: str, n: int, dest: str | Path, split: str = "train",
 
 def plan_download(aois: list[str], split: str, dest: str | Path, tiles: int | None = None,
                   manifest: Manifest | str | Path | None = None,
-                  endpoint: str | None = None) -> list[Plan]:
+                  endpoint: str | None = None, *, dataset: str = DEFAULT_DATASET) -> list[Plan]:
     """Plans for several AOIs: tarballs when ``tiles`` is ``None`` (no network), else tiles."""
     man = resolve_manifest(manifest)
-    names = [man.aoi(a).name for a in aois]
+    names = [man.dataset(dataset).aoi(a).name for a in aois]
     if tiles is None:
-        return [plan_tarball(name, split, dest, man) for name in names]
-    return [plan_tiles(name, tiles, dest, split, man, endpoint) for name in names]
+        return [plan_tarball(name, split, dest, man, dataset=dataset) for name in names]
+    return [plan_tiles(name, tiles, dest, split, man, endpoint, dataset=dataset)
+            for name in names]
 
 
 def download_tiles(aoi: str, n: int, dest: str | Path, endpoint: str | None = None,
                    workers: int = 8, manifest: Manifest | str | Path | None = None, *,
-                   split: str = "train", retry: RetryPolicy | None = None,
-                   progress: bool = True) -> Path:
-    """Download the first ``n`` tiles (image and building GeoJSON) of an AOI.
+                   dataset: str = DEFAULT_DATASET, split: str = "train",
+                   retry: RetryPolicy | None = None, progress: bool = True) -> Path:
+    """Download the first ``n`` tiles (image and label GeoJSON) of an AOI.
 
     Args:
         aoi: alias (``vegas``) or name (``AOI_2_Vegas``).
@@ -148,19 +158,20 @@ def download_tiles(aoi: str, n: int, dest: str | Path, endpoint: str | None = No
         endpoint: the bucket's base URL (default: the manifest's).
         workers: concurrent downloads.
         manifest: a :class:`Manifest`, a manifest path, or ``None`` for the default.
-        split: ``train`` (the only split with per-tile keys in the SpaceNet 2 manifest).
+        dataset: ``buildings`` (SpaceNet 2) or ``roads`` (SpaceNet 3).
+        split: ``train`` (the only split with per-tile keys in the packaged manifest).
         retry: retry policy for transient failures.
         progress: show a tqdm bar (files).
 
     Returns:
-        The AOI folder (``<dest>/AOI_2_Vegas_Train``).
+        The AOI folder (``<dest>/AOI_2_Vegas_Train``, ``<dest>/SN3_roads_train_AOI_2_Vegas``).
 
     Raises:
         DownloadError: a key is missing or forbidden, or retries are spent.
         NotEnoughSpaceError: the destination lacks room.
     """
     man = resolve_manifest(manifest)
-    plan = plan_tiles(aoi, n, dest, split, man, endpoint, retry)
+    plan = plan_tiles(aoi, n, dest, split, man, endpoint, retry, dataset=dataset)
     check_free_space(Path(dest), plan.total_bytes)
     client = BucketClient(endpoint or man.endpoint, retry)
     total = len(plan.objects) + plan.present
@@ -176,9 +187,9 @@ def download_tiles(aoi: str, n: int, dest: str | Path, endpoint: str | None = No
 def download_tarball(aoi: str, split: str = "train", dest: str | Path = "data/raw",
                      endpoint: str | None = None,
                      manifest: Manifest | str | Path | None = None, *,
-                     keep_archive: bool = False, retry: RetryPolicy | None = None,
-                     progress: bool = True) -> Path:
-    """Download, verify and extract one AOI's tarball into the SpaceNet 2 layout.
+                     dataset: str = DEFAULT_DATASET, keep_archive: bool = False,
+                     retry: RetryPolicy | None = None, progress: bool = True) -> Path:
+    """Download, verify and extract the tarballs of one AOI and split into the dataset's layout.
 
     Args:
         aoi: alias (``vegas``) or name (``AOI_2_Vegas``).
@@ -186,12 +197,15 @@ def download_tarball(aoi: str, split: str = "train", dest: str | Path = "data/ra
         dest: the raw data folder; the AOI folder is created inside it.
         endpoint: the bucket's base URL (default: the manifest's).
         manifest: a :class:`Manifest`, a manifest path, or ``None`` for the default.
-        keep_archive: keep the verified tarball in ``<dest>/.downloads`` after extraction.
+        dataset: ``buildings`` (SpaceNet 2) or ``roads`` (SpaceNet 3: imagery and road labels,
+            then the speed labels into ``geojson_roads_speed``; the test split is images only).
+        keep_archive: keep the verified tarballs in ``<dest>/.downloads`` after extraction.
         retry: retry policy for transient failures.
         progress: show tqdm bars (bytes while downloading, files while extracting).
 
     Returns:
-        The AOI folder (``<dest>/AOI_2_Vegas_Train`` or ``<dest>/AOI_2_Vegas_Test_public``).
+        The AOI folder (``<dest>/AOI_2_Vegas_Train``, ``<dest>/AOI_2_Vegas_Test_public``,
+        ``<dest>/SN3_roads_train_AOI_2_Vegas``, ``<dest>/SN3_roads_test_public_AOI_2_Vegas``).
 
     Raises:
         DownloadError: missing or forbidden key, md5 mismatch twice, or retries spent.
@@ -199,39 +213,31 @@ def download_tarball(aoi: str, split: str = "train", dest: str | Path = "data/ra
         NotEnoughSpaceError: the destination lacks room.
     """
     man = resolve_manifest(manifest)
-    record = man.aoi(aoi)
-    tarball = _tarball(record, split)
+    record = man.dataset(dataset).aoi(aoi)
+    tarballs = _tarballs(record, split)
     dest = Path(dest)
     folder = dest / record.folder(split)
-    if _is_complete(folder, tarball):
-        log.info("%s: already downloaded and verified, skipping", folder)
-        return folder
-    archive = dest / DOWNLOADS_DIR / tarball.filename
-    if not archive.exists():
-        client = BucketClient(endpoint or man.endpoint, retry)
-        _fetch_verified(client, tarball, archive, progress)
-    _extract_and_place(archive, folder, tarball, record.name, progress)
-    if not keep_archive:
-        archive.unlink()
-        with contextlib.suppress(OSError):
-            archive.parent.rmdir()  # only when empty: other downloads may be in progress
+    client = BucketClient(endpoint or man.endpoint, retry)
+    for tarball in tarballs:
+        if tarball.md5 in _verified_md5s(folder):
+            log.info("%s: %s already downloaded and verified, skipping", folder,
+                     tarball.filename)
+            continue
+        archive = dest / DOWNLOADS_DIR / tarball.filename
+        if not archive.exists():
+            _fetch_verified(client, tarball, archive, progress)
+        _extract_and_place(archive, folder, tarball, record.name, progress)
+        if not keep_archive:
+            archive.unlink()
+    with contextlib.suppress(OSError):
+        (dest / DOWNLOADS_DIR).rmdir()  # only when empty: other downloads may be in progress
     return folder
 
 
-def image_path(folder: Path, aoi: str, number: int) -> Path:
-    """Where tile ``number``'s image goes in the SpaceNet 2 layout."""
-    return folder / IMAGE_DIR / f"{IMAGE_DIR}_{aoi}_img{number}.tif"
-
-
-def label_path(folder: Path, aoi: str, number: int) -> Path:
-    """Where tile ``number``'s building GeoJSON goes in the SpaceNet 2 layout."""
-    return folder / GEOJSON_DIR / f"buildings_{aoi}_img{number}.geojson"
-
-
-def _tarball(record: AoiRecord, split: str) -> Tarball:
+def _tarballs(record: AoiRecord, split: str) -> tuple[Tarball, ...]:
     if split not in record.tarballs:
-        raise InputError("--split", f"{record.name} has no {split!r} tarball in the manifest "
-                                    f"(has {sorted(record.tarballs)})")
+        raise InputError("--split", f"{record.name} has no {split!r} tarball in the "
+                                    f"{record.dataset} manifest (has {sorted(record.tarballs)})")
     return record.tarballs[split]
 
 
@@ -253,7 +259,7 @@ def _list_tiles(client: BucketClient, record: AoiRecord,
                 sizes[obj.key] = obj.size
     unlabelled = sorted(set(found["image"]) - set(found["label"]))
     if unlabelled:
-        log.warning("%s: %d image(s) without a building GeoJSON left out (first: img%d)",
+        log.warning("%s: %d image(s) without a label GeoJSON left out (first: img%d)",
                     record.name, len(unlabelled), unlabelled[0])
     return sorted(set(found["image"]) & set(found["label"])), sizes
 
@@ -299,32 +305,40 @@ def _fetch_verified(client: BucketClient, tarball: Tarball, archive: Path,
                         f"got {actual}; the download was deleted")
 
 
-def _extract_and_place(archive: Path, folder: Path, tarball: Tarball, tarball_aoi: str,
+def _extract_and_place(archive: Path, folder: Path, tarball: Tarball, aoi: str,
                        progress: bool) -> None:
-    """Extract into a staging folder, move the AOI folder into place, mark it complete."""
+    """Extract into a staging folder, move what the tarball holds into place, record it."""
     staging = folder.parent / f".extract-{folder.name}"
     shutil.rmtree(staging, ignore_errors=True)
     try:
         members = safe_extract(archive, staging, progress=progress)
-        merge_into(find_aoi_folder(staging, folder.name, tarball_aoi), folder)
+        merge_into(find_aoi_folder(staging, folder.name, tarball.holds, aoi), folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    entries = [e for e in _marker_entries(folder) if e.get("key") != tarball.key]
+    entries.append({"key": tarball.key, "md5": tarball.md5, "members": members})
     with atomic_path(folder / COMPLETE_MARKER) as tmp:
-        tmp.write_text(json.dumps({"key": tarball.key, "md5": tarball.md5,
-                                   "members": members}, indent=2))
+        tmp.write_text(json.dumps({"tarballs": entries}, indent=2))
 
 
-def _is_complete(folder: Path, tarball: Tarball) -> bool:
+def _marker_entries(folder: Path) -> list[dict]:
+    """The verified tarballs the AOI folder's marker records (none when unreadable)."""
     marker = folder / COMPLETE_MARKER
     if not marker.exists():
-        return False
+        return []
     try:
-        return json.loads(marker.read_text()).get("md5") == tarball.md5
+        document = json.loads(marker.read_text())
+        # A marker written when an AOI had one tarball is that tarball's entry itself.
+        entries = document.get("tarballs", [document])
     except (json.JSONDecodeError, AttributeError):
-        return False
+        return []
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []
+
+
+def _verified_md5s(folder: Path) -> set[str]:
+    return {e.get("md5") for e in _marker_entries(folder)}
 
 
 __all__ = ["DownloadError", "NotEnoughSpaceError", "Plan", "PlannedObject", "RetryPolicy",
            "check_free_space", "describe_plans", "download_tarball", "download_tiles",
-           "image_path", "label_path", "plan_download", "plan_tarball", "plan_tiles",
-           "resolve_manifest"]
+           "plan_download", "plan_tarball", "plan_tiles", "resolve_manifest"]

@@ -1,16 +1,20 @@
-"""What a download would fetch, dry-run reports, and the free-space check.
+"""Where a download puts files, what it would fetch, dry-run reports, the free-space check.
 
-:mod:`aerialsam.data.download` builds a :class:`Plan` per AOI (a tarball from the manifest alone,
-or tiles from one bucket listing); ``aerialsam download --dry-run`` prints them with
-:func:`describe_plans` and a real run checks :func:`check_free_space` first.
+The :data:`LAYOUTS` are the on-disk layouts a dataset of the manifest names (``spacenet2`` for
+buildings, ``spacenet3`` for roads): AOI folder names and tile paths. :mod:`aerialsam.data.download`
+builds a :class:`Plan` per AOI (its tarballs from the manifest alone, or tiles from one bucket
+listing); ``aerialsam download --dry-run`` prints them with :func:`describe_plans` and a real
+run checks :func:`check_free_space` first.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aerialsam.data import spacenet, spacenet3
 from aerialsam.errors import InputError
 
 SPACE_MARGIN = 1.05
@@ -18,6 +22,56 @@ SPACE_MARGIN = 1.05
 
 class NotEnoughSpaceError(InputError):
     """The destination's file system lacks room for the download."""
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where a dataset's files go on disk: the SpaceNet 2 or SpaceNet 3 layout of DESIGN.md.
+
+    Attributes:
+        name: the manifest's ``layout`` value.
+        tile_side: tile side in pixels.
+        image_dir: the folder of an AOI that holds its images.
+        folder: ``(aoi, split) -> AOI folder name``.
+        image: ``(AOI folder, aoi, n) -> image path`` of tile ``n``.
+        label: ``(AOI folder, aoi, n) -> label path`` of tile ``n``.
+    """
+
+    name: str
+    tile_side: int
+    image_dir: str
+    folder: Callable[[str, str], str]
+    image: Callable[[Path, str, int], Path]
+    label: Callable[[Path, str, int], Path]
+
+
+def _sn2_folder(aoi: str, split: str) -> str:
+    return f"{aoi}_Train" if split == "train" else f"{aoi}_Test_public"
+
+
+def _sn2_image(folder: Path, aoi: str, number: int) -> Path:
+    return folder / spacenet.IMAGE_DIR / f"{spacenet.IMAGE_DIR}_{aoi}_img{number}.tif"
+
+
+def _sn2_label(folder: Path, aoi: str, number: int) -> Path:
+    return folder / spacenet.GEOJSON_DIR / f"buildings_{aoi}_img{number}.geojson"
+
+
+def _sn3_image(folder: Path, aoi: str, number: int) -> Path:
+    return spacenet3.image_path(folder, number)
+
+
+def _sn3_label(folder: Path, aoi: str, number: int) -> Path:
+    return spacenet3.geojson_path(folder, number)
+
+
+LAYOUTS: dict[str, Layout] = {
+    "spacenet2": Layout("spacenet2", 650, spacenet.IMAGE_DIR, _sn2_folder, _sn2_image,
+                        _sn2_label),
+    "spacenet3": Layout("spacenet3", spacenet3.TILE_SIDE, spacenet3.IMAGE_DIR,
+                        spacenet3.aoi_dir_name, _sn3_image, _sn3_label),
+}
+"""The layouts a manifest may name, by ``layout`` value."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +103,7 @@ class Plan:
     folder: Path
     objects: list[PlannedObject] = field(default_factory=list)
     present: int = 0
-    note: str = ""
+    notes: list[str] = field(default_factory=list)
 
     @property
     def total_bytes(self) -> int:
@@ -67,8 +121,7 @@ class Plan:
         lines += [o.describe() for o in self.objects]
         if self.present:
             lines.append(f"  {self.present} file(s) already present, skipped")
-        if self.note:
-            lines.append(f"  {self.note}")
+        lines += [f"  {note}" for note in self.notes]
         lines.append(f"  total {_total_text(self.objects)} in {len(self.objects)} object(s)")
         return lines
 
@@ -104,10 +157,11 @@ def _existing_parent(path: Path) -> Path:
 
 def _total_text(objects: list[PlannedObject]) -> str:
     known = [o for o in objects if o.size is not None]
-    exact = all(o.size_exact for o in known)
-    text = _size_text(sum(o.size for o in known), exact)
     unknown = len(objects) - len(known)
-    return f"{text} + {unknown} object(s) of unknown size" if unknown else text
+    if known or not unknown:
+        text = _size_text(sum(o.size for o in known), all(o.size_exact for o in known))
+        return f"{text} + {unknown} object(s) of unknown size" if unknown else text
+    return "size unknown"
 
 
 def _size_text(size: int | None, exact: bool = True) -> str:

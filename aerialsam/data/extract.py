@@ -1,4 +1,4 @@
-"""Safe tarball extraction and placement of an extracted AOI into the SpaceNet 2 layout.
+"""Safe tarball extraction and placement of an extracted AOI into its dataset's layout.
 
 Every member is checked before it is written: an absolute path, a ``..`` component, a link
 whose target lands outside the destination, or a device file is refused with an
@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import tarfile
 from pathlib import Path, PurePosixPath
 
 from tqdm.auto import tqdm
 
-from aerialsam.data.spacenet import IMAGE_DIR
 from aerialsam.errors import AerialSamError
 
 log = logging.getLogger(__name__)
@@ -96,12 +96,14 @@ def safe_extract(archive: str | Path, dest: str | Path, progress: bool = True) -
     return count
 
 
-def find_aoi_folder(staging: Path, folder: str, aoi: str | None = None) -> Path:
+def find_aoi_folder(staging: Path, folder: str, holds: str, aoi: str | None = None) -> Path:
     """The extracted AOI folder in ``staging`` (searched at depth 0 to 2).
 
-    Preferred is a folder named ``folder`` (``AOI_2_Vegas_Train``); else one whose name starts
-    with ``aoi`` and that holds ``RGB-PanSharpen/`` (``AOI_2_Vegas_Test`` for a test tarball
-    named differently); else ``staging`` itself when ``RGB-PanSharpen/`` is at its top.
+    Preferred is a folder named ``folder``, the AOI folder of the dataset's layout
+    (``AOI_2_Vegas_Train``, ``SN3_roads_train_AOI_2_Vegas``); else one whose name has ``aoi``
+    as a whole part (``AOI_2_Vegas``, ``AOI_2_Vegas_Test``, ``SN3_roads_train_AOI_2_Vegas``)
+    and that holds ``holds/``, the layout folder the tarball fills (``RGB-PanSharpen``,
+    ``PS-RGB``, ``geojson_roads_speed``); else ``staging`` itself when ``holds/`` is at its top.
 
     Raises:
         AerialSamError: none was found (the message lists what the archive holds).
@@ -111,13 +113,15 @@ def find_aoi_folder(staging: Path, folder: str, aoi: str | None = None) -> Path:
     for candidate in dirs:
         if candidate.name == folder:
             return candidate
+    named = re.compile(rf"(^|_){re.escape(aoi)}(_|$)") if aoi else None
     for candidate in dirs:
-        if aoi and candidate.name.startswith(f"{aoi}_") and (candidate / IMAGE_DIR).is_dir():
+        if named and named.search(candidate.name) and (candidate / holds).is_dir():
             return candidate
-    if (staging / IMAGE_DIR).is_dir():
+    if (staging / holds).is_dir():
         return staging
     found = sorted(p.name for p in staging.iterdir())[:10]
-    raise AerialSamError(f"{staging}: the archive holds no {folder}/ folder (found {found})")
+    raise AerialSamError(f"{staging}: the archive holds no {folder}/ folder and no "
+                         f"{aoi or 'AOI'} folder with {holds}/ in it (found {found})")
 
 
 def merge_into(source: Path, target: Path) -> int:

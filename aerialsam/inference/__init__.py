@@ -1,10 +1,13 @@
-"""Stage ``predictions/``: from a raster of any size to probabilities, polygons and CSVs.
+"""Stage ``predictions/``: from any raster to probabilities, polygons, road graphs and CSVs.
 
 Models seen as functions of chips (:mod:`~aerialsam.inference.chip_models`), streamed tiled
 inference with blended chips (:mod:`~aerialsam.inference.tiling`), prompts in any CRS
 (:mod:`~aerialsam.inference.prompts`), masks to polygons and the SpaceNet CSV
-(:mod:`~aerialsam.inference.vectorize`), and prediction folders, one image at a time and
-resumable (:mod:`~aerialsam.inference.prediction`).
+(:mod:`~aerialsam.inference.vectorize`), road probabilities to road graphs and their clean-up
+(:mod:`~aerialsam.inference.road_graph`) and on to the SpaceNet 3 CSV and a GeoPackage, strip
+by strip for large rasters (:mod:`~aerialsam.inference.road_vectorize`), and prediction
+folders, one image at a time and resumable (:mod:`~aerialsam.inference.prediction`).
 """
 
-__all__ = ["chip_models", "prediction", "prompts", "tiling", "vectorize"]
+__all__ = ["chip_models", "prediction", "prompts", "road_graph", "road_vectorize", "tiling",
+           "vectorize"]

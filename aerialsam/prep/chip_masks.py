@@ -6,20 +6,29 @@ chip's masks are exactly the tile's masks cut at the chip window: neighbouring c
 their overlap, a building cut by a chip edge gets no boundary along the cut, and buildings
 just outside the chip still make contact pixels inside it. Padding (beyond the tile) is 0.
 
+Road kinds (:data:`aerialsam.prep.road_masks.ROAD_KINDS`) read the tile's road centre lines
+once, buffered in metres on the tile's grid, and cut each chip's mask from them the same way;
+by default the labels are the SpaceNet 3 layout beside each source tile
+(``geojson_roads/<AOI folder>_geojson_roads_img{N}.geojson``), building labels the SpaceNet 2
+layout.
+
 Output folder::
 
-    OUT_DIR/masks.json                          the mask parameters (a rerun must match them)
+    OUT_DIR/masks.json                          building mask parameters (a rerun must match)
+    OUT_DIR/road_masks.json                     road mask parameters (when road kinds are made)
     OUT_DIR/masks.csv                           chip_id, aoi, image_id, one path column per kind
     OUT_DIR/<kind>/<AOI>/<chip_id>.tif          one GeoTIFF per chip and kind, on the chip's grid
 
 Masks are uint8 {0, 255}; ``distance`` is float32 pixels, exact within ``size`` pixels of the
-chip (the whole tile for SpaceNet 2 tiles chipped at 512). Existing masks are skipped.
+chip (the whole tile for SpaceNet 2 tiles chipped at 512); ``road_distance`` float32 metres,
+exact (it is capped). Existing masks are skipped. ``masks.csv`` has a column per building kind,
+and one per road kind once the folder holds road masks.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -31,14 +40,16 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 from tqdm.auto import tqdm
 
-from aerialsam.data import spacenet
+from aerialsam.data import spacenet, spacenet3
 from aerialsam.errors import InputError
 from aerialsam.io import atomic_path, record_params
-from aerialsam.prep import chips, masks
+from aerialsam.prep import chips, masks, road_masks
+from aerialsam.prep.road_masks import ROAD_KINDS, RoadParams
 
 log = logging.getLogger(__name__)
 
 PARAMS_FILE = "masks.json"
+ROAD_PARAMS_FILE = "road_masks.json"
 MASK_INDEX = "masks.csv"
 DEFAULT_KINDS: tuple[str, ...] = ("footprint", "boundary", "contact")
 
@@ -74,9 +85,20 @@ def spacenet_labels(source: str | Path, image_id: str) -> Path:
     return aoi_dir / spacenet.GEOJSON_DIR / f"buildings_{image_id}.geojson"
 
 
+def spacenet3_labels(source: str | Path) -> Path:
+    """The road GeoJSON of a SpaceNet 3 tile: ``<AOI folder>/geojson_roads/…_img{N}.geojson``.
+
+    Raises:
+        InputError: the source is not named like a SpaceNet 3 image.
+    """
+    tile = spacenet3.road_tile_at(source)
+    return tile.geojson_path or spacenet3.geojson_path(Path(source).parent.parent, tile.number)
+
+
 def write_chip_masks(chips_dir: str | Path, out_dir: str | Path,
                      kinds: Sequence[str] = DEFAULT_KINDS, labels_dir: str | Path | None = None,
-                     params: MaskParams | None = None) -> MaskReport:
+                     params: MaskParams | None = None,
+                     road_params: RoadParams | None = None) -> MaskReport:
     """Write the masks of every chip in ``chips_dir/chips.csv`` into ``out_dir``.
 
     A tile whose image or labels cannot be read is reported in :attr:`MaskReport.failures`
@@ -85,20 +107,24 @@ def write_chip_masks(chips_dir: str | Path, out_dir: str | Path,
     Args:
         chips_dir: the chip folder (holding ``chips.csv``).
         out_dir: the mask folder (made if needed).
-        kinds: mask kinds to write (see :data:`aerialsam.prep.masks.MASK_KINDS`).
+        kinds: mask kinds to write (see :data:`aerialsam.prep.masks.ALL_KINDS`).
         labels_dir: a folder of ``<image_id>.geojson`` label files; by default the SpaceNet 2
-            layout beside each source tile (``geojson/buildings/buildings_<image_id>.geojson``).
+            layout beside each source tile (``geojson/buildings/buildings_<image_id>.geojson``)
+            for building kinds, the SpaceNet 3 layout (:func:`spacenet3_labels`) for road
+            kinds.
         params: boundary and contact parameters.
+        road_params: road widths and distance cap.
 
     Raises:
         InputError: no chip index, an unknown kind, bad parameters, or ``out_dir`` holding
             masks made with other parameters.
     """
     params = params or MaskParams()
-    kinds = _check_kinds(kinds, params)
+    road_params = road_params or RoadParams()
+    kinds = _check_kinds(kinds, params, road_params)
     index = chips.read_index(Path(chips_dir) / chips.INDEX_FILE)
     out_dir = Path(out_dir)
-    _check_params_file(out_dir, params)
+    _check_params_file(out_dir, params, road_params, kinds)
     report = MaskReport(out_dir, tiles=index["source"].nunique())
     groups = index.groupby("source", sort=False)
     for source, rows in tqdm(groups, total=report.tiles, desc="masks", unit="tile", disable=None):
@@ -108,10 +134,9 @@ def write_chip_masks(chips_dir: str | Path, out_dir: str | Path,
         if not todo:
             continue
         image_id = str(rows["image_id"].iloc[0])
-        labels = (Path(labels_dir) / f"{image_id}.geojson" if labels_dir
-                  else spacenet_labels(source, image_id))
         try:
-            report.written += _tile_masks(Path(source), labels, todo, out_dir, params)
+            report.written += _tile_masks(Path(source), image_id, labels_dir, todo, out_dir,
+                                          params, road_params)
         except (InputError, RasterioError) as exc:
             problem = exc.problem if isinstance(exc, InputError) else str(exc).splitlines()[0]
             where = exc.source if isinstance(exc, InputError) else source
@@ -123,34 +148,54 @@ def write_chip_masks(chips_dir: str | Path, out_dir: str | Path,
     return report
 
 
-def _check_kinds(kinds: Sequence[str], params: MaskParams) -> list[str]:
-    unknown = [k for k in kinds if k not in masks.MASK_KINDS]
+def _check_kinds(kinds: Sequence[str], params: MaskParams,
+                 road_params: RoadParams) -> list[str]:
+    unknown = [k for k in kinds if k not in masks.ALL_KINDS]
     if unknown or not kinds:
         raise InputError("--kinds", f"unknown mask kind(s) {unknown}; choose from "
-                                    f"{', '.join(masks.MASK_KINDS)}")
+                                    f"{', '.join(masks.ALL_KINDS)}")
     # Validate parameters once, before any tile is read.
     masks.boundary_mask(np.zeros((1, 1), bool), params.boundary_width, params.boundary_side)
     masks.contact_mask([], (1, 1), params.contact_spacing)
+    road_params.check()
     return list(dict.fromkeys(kinds))
 
 
-def _check_params_file(out_dir: Path, params: MaskParams) -> None:
-    """Save the parameters; refuse a folder whose existing masks were made with others."""
-    record_params(out_dir, PARAMS_FILE, asdict(params), "masks")
+def _check_params_file(out_dir: Path, params: MaskParams, road_params: RoadParams,
+                       kinds: list[str]) -> None:
+    """Save the parameters of each family made; refuse a folder made with others."""
+    if any(k in masks.MASK_KINDS for k in kinds):
+        record_params(out_dir, PARAMS_FILE, asdict(params), "masks")
+    if any(k in ROAD_KINDS for k in kinds):
+        record_params(out_dir, ROAD_PARAMS_FILE, asdict(road_params), "road masks")
 
 
-def _tile_masks(source: Path, labels: Path, todo: list[tuple[pd.Series, str]], out_dir: Path,
-                params: MaskParams) -> int:
+def _labels_path(source: Path, image_id: str, labels_dir: str | Path | None,
+                 roads: bool) -> Path:
+    """A tile's label file: ``labels_dir/<image_id>.geojson``, else beside the tile."""
+    if labels_dir:
+        return Path(labels_dir) / f"{image_id}.geojson"
+    return spacenet3_labels(source) if roads else spacenet_labels(source, image_id)
+
+
+def _tile_masks(source: Path, image_id: str, labels_dir: str | Path | None,
+                todo: list[tuple[pd.Series, str]], out_dir: Path, params: MaskParams,
+                road_params: RoadParams) -> int:
     """Write the masks of one tile's chips; on failure remove those this call wrote."""
     grid = masks.read_grid(source)
-    if not labels.exists():
-        raise InputError(labels, f"label file of {source.name} not found")
-    polygons = masks.read_labels(labels, grid, source)
-    tree = shapely.STRtree(polygons)
+    makers = {}
+    for roads in (False, True):
+        if not any((kind in ROAD_KINDS) == roads for _, kind in todo):
+            continue
+        labels = _labels_path(source, image_id, labels_dir, roads)
+        if not labels.exists():
+            raise InputError(labels, f"label file of {source.name} not found")
+        makers[roads] = (_road_maker(labels, grid, source, road_params) if roads
+                         else _building_maker(labels, grid, source, params))
     written: list[Path] = []
     try:
         for row, kind in todo:
-            mask = chip_mask(polygons, tree, grid.shape, row, kind, params)
+            mask = makers[kind in ROAD_KINDS](row, kind)
             chip_grid = masks.Grid(mask.shape, grid.crs,
                                    window_transform(_window(row), grid.transform))
             written.append(masks.write_mask(mask_path(out_dir, row, kind), mask, chip_grid))
@@ -159,6 +204,25 @@ def _tile_masks(source: Path, labels: Path, todo: list[tuple[pd.Series, str]], o
             path.unlink(missing_ok=True)
         raise
     return len(written)
+
+
+ChipMaker = Callable[[pd.Series, str], np.ndarray]
+
+
+def _building_maker(labels: Path, grid: masks.Grid, source: Path,
+                    params: MaskParams) -> ChipMaker:
+    """Read a tile's buildings once; return the function making each chip's mask."""
+    polygons = masks.read_labels(labels, grid, source)
+    tree = shapely.STRtree(polygons)
+    return lambda row, kind: chip_mask(polygons, tree, grid.shape, row, kind, params)
+
+
+def _road_maker(labels: Path, grid: masks.Grid, source: Path,
+                road_params: RoadParams) -> ChipMaker:
+    """Read a tile's roads once (buffered in metres); return the chip mask function."""
+    roads = road_masks.read_road_labels(labels, grid, source, road_params)
+    return lambda row, kind: road_masks.chip_road_mask(roads, grid.shape, row, kind,
+                                                       road_params)
 
 
 def _window(row: pd.Series | dict) -> Window:
@@ -199,7 +263,8 @@ def chip_mask(polygons: np.ndarray, tree: shapely.STRtree, tile_shape: tuple[int
 def _write_mask_index(out_dir: Path, index: pd.DataFrame) -> None:
     """``masks.csv``: each chip with the relative path of each of its masks ('' if absent)."""
     table = index[["chip_id", "aoi", "image_id"]].copy()
-    for kind in masks.MASK_KINDS:
+    roads = [k for k in ROAD_KINDS if (out_dir / k).is_dir()]
+    for kind in (*masks.MASK_KINDS, *roads):
         paths = [Path(kind) / str(p) for p in index["path"]]
         table[kind] = [str(p) if (out_dir / p).exists() else "" for p in paths]
     with atomic_path(out_dir / MASK_INDEX) as tmp:

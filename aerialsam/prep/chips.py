@@ -25,7 +25,8 @@ Output folder::
 - ``chip_id``: ``<image_id>_r<row_off>_c<col_off>``, unique in the folder.
 - ``path``: the chip GeoTIFF, relative to the folder holding ``chips.csv``.
 - ``source``: absolute path of the source raster.
-- ``aoi``: the AOI (``AOI_2_Vegas``; for non-SpaceNet files the source's folder name).
+- ``aoi``: the AOI (``AOI_2_Vegas``, from the SpaceNet 2 or 3 file name; for non-SpaceNet
+  files the source's folder name).
 - ``image_id``: ``AOI_2_Vegas_img1010`` for SpaceNet tiles, else the source file's stem.
 - ``row_off``, ``col_off``: the chip's top-left pixel in the source raster.
 - ``size``, ``overlap``: the grid the chip belongs to (one grid per folder).
@@ -52,7 +53,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window, bounds, transform
 from tqdm.auto import tqdm
 
-from aerialsam.data import spacenet
+from aerialsam.data import spacenet, spacenet3
 from aerialsam.errors import InputError
 from aerialsam.io import atomic_path, open_raster
 from aerialsam.prep.chip_index import (
@@ -155,22 +156,30 @@ def chip_windows(width: int, height: int, size: int, overlap: int) -> list[Windo
 
 
 def find_sources(src: str | Path, aoi: str | None = None) -> list[Source]:
-    """The rasters to chip: one GeoTIFF, a folder of them, or SpaceNet 2 AOI folder(s).
+    """The rasters to chip: one GeoTIFF, a folder of them, or SpaceNet 2 or 3 AOI folder(s).
 
     Args:
-        src: a ``.tif`` file; a folder in the SpaceNet 2 layout (an AOI folder or a folder of
-            them); or a folder of GeoTIFFs.
+        src: a ``.tif`` file; a folder in the SpaceNet 2 layout or the SpaceNet 3 layout (an
+            AOI folder, e.g. ``SN3_roads_train_AOI_2_Vegas``, or a folder of them: its
+            ``PS-RGB`` images); or a folder of GeoTIFFs.
         aoi: the AOI of every source (default: from the SpaceNet name, else the folder name).
 
     Raises:
-        InputError: ``src`` is missing or holds no GeoTIFF.
+        InputError: ``src`` is missing, holds no GeoTIFF, or holds AOI folders of both
+            SpaceNet 2 and SpaceNet 3.
     """
     src = Path(src)
     if src.is_file():
         paths = [src]
     elif src.is_dir():
-        if spacenet.find_aoi_dirs(src):
+        buildings, roads = spacenet.find_aoi_dirs(src), spacenet3.find_aoi_dirs(src)
+        if buildings and roads:
+            raise InputError(src, "holds SpaceNet 2 and SpaceNet 3 AOI folders; chip one "
+                                  "dataset at a time (give an AOI folder)")
+        if buildings:
             paths = [tile.image_path for tile in spacenet.find_tiles(src)]
+        elif roads:
+            paths = [tile.image_path for tile in spacenet3.find_road_tiles(src)]
         else:
             paths = sorted(p for p in src.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
     else:

@@ -18,6 +18,9 @@ The definitions reproduce solaris' reference masks exactly (see ``tests/prep/tes
 - distance: signed Euclidean distance in pixels between pixel centres: inside a footprint the
   distance to the nearest background pixel (>= 1), outside minus the distance to the nearest
   footprint pixel (<= -1), as in the original SpaceNet tutorials.
+
+Road masks (centre lines buffered in metres, the centre line, the distance to it) live in
+:mod:`aerialsam.prep.road_masks`; :func:`rasterize_file` writes either family.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ from scipy import ndimage
 from aerialsam.data import spacenet
 from aerialsam.errors import InputError
 from aerialsam.io import atomic_path, open_raster
+from aerialsam.prep import road_masks
+from aerialsam.prep.road_masks import ROAD_KINDS, RoadKind, RoadParams
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,8 @@ MASK_KINDS: tuple[str, ...] = ("footprint", "boundary", "contact", "distance")
 """Every mask kind :func:`make_mask` knows."""
 
 MaskKind = Literal["footprint", "boundary", "contact", "distance"]
+ALL_KINDS: tuple[str, ...] = MASK_KINDS + ROAD_KINDS
+"""The building kinds, then the road kinds (:data:`aerialsam.prep.road_masks.ROAD_KINDS`)."""
 _POLYGON = shapely.GeometryType.POLYGON
 QUAD_SEGS = 16
 """Segments per quarter circle of the round joins when buildings are grown for contact."""
@@ -341,17 +348,23 @@ def write_mask(path: str | Path, mask: np.ndarray, grid: Grid) -> Path:
 
 
 def rasterize_file(image: str | Path, labels: str | Path, out: str | Path,
-                   kind: MaskKind = "footprint", boundary_width: int = 3,
+                   kind: MaskKind | RoadKind = "footprint", boundary_width: int = 3,
                    boundary_side: Literal["inner", "outer"] = "inner",
-                   contact_spacing: float = 10) -> Path:
+                   contact_spacing: float = 10, road: RoadParams | None = None) -> Path:
     """Rasterize a label file onto an image's grid and write the mask (``aerialsam rasterize``).
 
-    Writes uint8 {0, 255} (float32 pixels for ``distance``) with the image's CRS and
-    transform. See :func:`make_mask` for the parameters and :func:`read_labels` for the labels.
+    Writes uint8 {0, 255} (float32 for ``distance`` and ``road_distance``) with the image's
+    CRS and transform. Building kinds read polygons (see :func:`make_mask` for the parameters
+    and :func:`read_labels` for the labels); road kinds read centre lines and need a
+    georeferenced image (see :mod:`aerialsam.prep.road_masks`).
 
     Raises:
         InputError: bad image, bad labels, labels off the image, or a bad parameter.
     """
+    if kind in ROAD_KINDS:
+        grid = read_grid(image)
+        roads = road_masks.read_road_labels(labels, grid, image, road)
+        return write_mask(out, road_masks.road_mask(roads, grid.shape, kind, road), grid)
     is_csv = Path(labels).suffix.lower() == ".csv"
     grid = read_grid(image, require_crs=not is_csv)
     polygons = read_labels(labels, grid, image)

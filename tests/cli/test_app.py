@@ -7,6 +7,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import rasterio
+
 from aerialsam import cli
 from aerialsam.data import spacenet
 
@@ -70,3 +73,67 @@ def test_output_errors_name_the_users_path(samples_dir: Path, tmp_path: Path, ca
     afile.write_text("")
     assert cli.main(["demo", str(afile)]) == 2
     assert f"{afile}: exists and is not a folder" in capsys.readouterr().err
+
+
+def test_demo_roads_calls_the_road_demo_with_the_options(tmp_path: Path, capsys,
+                                                         monkeypatch) -> None:
+    calls = []
+
+    def road_demo(out_dir, tiles_per_aoi, seed, aois):
+        calls.append((out_dir, tiles_per_aoi, seed, aois))
+        return [out_dir / "SN3_roads_train_AOI_2_Vegas", out_dir / "SN3_roads_train_AOI_3_Paris"]
+
+    def building_demo(*args, **kwargs):
+        raise AssertionError("--dataset roads ran the buildings demo")
+
+    monkeypatch.setattr("aerialsam.data.demo_roads.make_road_demo", road_demo)
+    monkeypatch.setattr("aerialsam.data.demo.make_demo", building_demo)
+    assert cli.main(["demo", str(tmp_path), "--dataset", "roads", "--tiles-per-aoi", "2",
+                     "--seed", "3", "--aoi", "vegas,paris"]) == 0
+    assert calls == [(tmp_path, 2, 3, ["vegas", "paris"])]
+    assert capsys.readouterr().out.split() == [str(tmp_path / "SN3_roads_train_AOI_2_Vegas"),
+                                               str(tmp_path / "SN3_roads_train_AOI_3_Paris")]
+
+
+def test_demo_roads_writes_the_spacenet3_layout(tmp_path: Path, capsys) -> None:
+    assert cli.main(["demo", str(tmp_path), "--dataset", "roads", "--tiles-per-aoi", "1",
+                     "--aoi", "khartoum"]) == 0
+    folder = tmp_path / "SN3_roads_train_AOI_5_Khartoum"
+    assert capsys.readouterr().out.split() == [str(folder)]
+    images = sorted((folder / "PS-RGB").glob("SN3_roads_train_AOI_5_Khartoum_PS-RGB_img*.tif"))
+    labels = sorted((folder / "geojson_roads").glob(
+        "SN3_roads_train_AOI_5_Khartoum_geojson_roads_img*.geojson"))
+    assert len(images) == len(labels) == 1
+    assert not list(tmp_path.glob("AOI_*"))
+
+
+def test_rasterize_road_writes_a_metre_buffer_on_the_images_grid(samples_dir: Path,
+                                                                tmp_path: Path, capsys) -> None:
+    folder = samples_dir / "sn3_roads"
+    image = folder / "RGB-PanSharpen_AOI_2_Vegas_img0.tif"
+    out = tmp_path / "road.tif"
+    assert cli.main(["rasterize", str(image), str(folder / "AOI_2_Vegas_img0.geojson"),
+                     str(out), "--kind", "road"]) == 0
+    assert capsys.readouterr().out.strip() == str(out)
+    wide = tmp_path / "wide.tif"
+    assert cli.main(["rasterize", str(image), str(folder / "truth_AOI_2_Vegas_img0.csv"),
+                     str(wide), "--kind", "road", "--road-radius-m", "4"]) == 0
+    with rasterio.open(image) as src, rasterio.open(out) as mask, rasterio.open(wide) as big:
+        assert (mask.crs, mask.transform, mask.shape) == (src.crs, src.transform, src.shape)
+        road, wider = mask.read(1), big.read(1)
+    assert road.dtype == np.uint8 and set(np.unique(road)) == {0, 255}
+    assert ((road > 0) & (wider == 0)).sum() <= 5 and (wider > 0).sum() > 1.7 * (road > 0).sum()
+
+
+def test_building_labels_given_as_roads_are_one_line(samples_dir: Path, tmp_path: Path) -> None:
+    image = samples_dir / "atlanta_solaris" / "sample_geotiff.tif"
+    labels = samples_dir / "atlanta_solaris" / "geotiff_labels.geojson"
+    result = subprocess.run([sys.executable, "-m", "aerialsam", "rasterize", str(image),
+                             str(labels), str(tmp_path / "m.tif"), "--kind", "road"],
+                            capture_output=True, text=True,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"aerialsam rasterize: error: {labels}: expected road LineStrings, found ['Polygon'] "
+        "(feature 0)"]
+    assert not (tmp_path / "m.tif").exists()

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
+import re
 import tarfile
 import urllib.request
 from collections import namedtuple
@@ -14,12 +16,18 @@ import pytest
 import yaml
 
 from aerialsam import cli
-from aerialsam.data import download, download_plan, spacenet
+from aerialsam.data import download, download_plan, spacenet, spacenet3
 from aerialsam.data.extract import UnsafeArchiveError, safe_extract
 from aerialsam.data.manifest import default_manifest_path
 from aerialsam.data.s3 import DownloadError, RetryPolicy
-from aerialsam.errors import InputError
-from tests.fake_bucket import FakeBucket, make_tarball, tile_objects
+from aerialsam.errors import AerialSamError, InputError
+from tests.fake_bucket import (
+    FakeBucket,
+    make_tarball,
+    road_geojson,
+    road_tile_objects,
+    tile_objects,
+)
 
 FAST = RetryPolicy(attempts=3, backoff_s=0.01, timeout_s=10)
 KEY = "spacenet/SN2_buildings/tarballs/SN2_buildings_train_AOI_2_Vegas.tar.gz"
@@ -29,12 +37,12 @@ IMAGE = ("spacenet/SN2_buildings/train/AOI_2_Vegas/PS-RGB/"
 
 def write_manifest(path: Path, data: bytes | None = None, md5: str | None = None,
                    split: str = "train") -> Path:
-    """The packaged manifest, with a Vegas tarball set to ``data`` (exact size, md5)."""
+    """The packaged manifest, with the Vegas buildings tarball set to ``data`` (exact size, md5)."""
     document = yaml.safe_load(default_manifest_path().read_text())
     if data is not None:
-        document["aois"][0]["tarballs"][split] = {
+        document["datasets"]["buildings"]["aois"]["AOI_2_Vegas"]["tarballs"][split] = [{
             "key": KEY, "size": len(data), "size_exact": True,
-            "md5": md5 or hashlib.md5(data).hexdigest()}
+            "md5": md5 or hashlib.md5(data).hexdigest()}]
     path.write_text(yaml.safe_dump(document))
     return path
 
@@ -357,3 +365,324 @@ def test_test_split_tarball_with_another_folder_name_lands_in_test_public(
     assert folder == tmp_path / "raw" / "AOI_2_Vegas_Test_public"
     assert (folder / "RGB-PanSharpen" / "RGB-PanSharpen_AOI_2_Vegas_img1.tif").exists()
     assert [t.number for t in spacenet.find_tiles(tmp_path / "raw")] == [1]
+
+
+# SpaceNet 3 (roads): the same guarantees, into the SpaceNet 3 layout.
+
+ROADS = "spacenet/SN3_roads/tarballs/SN3_roads_{}_AOI_2_Vegas{}.tar.gz"
+ROADS_KEY = ROADS.format("train", "")
+SPEED_KEY = ROADS.format("train", "_geojson_roads_speed")
+ROADS_TEST_KEY = ROADS.format("test_public", "")
+ROAD_IMAGE = ("spacenet/SN3_roads/train/AOI_2_Vegas/PS-RGB/"
+              "SN3_roads_train_AOI_2_Vegas_PS-RGB_img{}.tif")
+ROAD_LABEL = ("spacenet/SN3_roads/train/AOI_2_Vegas/geojson_roads/"
+              "SN3_roads_train_AOI_2_Vegas_geojson_roads_img{}.geojson")
+VEGAS_ROADS = "SN3_roads_train_AOI_2_Vegas"
+
+
+def write_roads_manifest(path: Path, split: str, tarballs: list[bytes],
+                         md5s: list[str | None] | None = None) -> Path:
+    """The packaged manifest (its SpaceNet 3 keys), Vegas roads tarballs set to exact sizes."""
+    document = yaml.safe_load(default_manifest_path().read_text())
+    entries = document["datasets"]["roads"]["aois"]["AOI_2_Vegas"]["tarballs"][split]
+    assert len(entries) == len(tarballs)
+    for entry, data, md5 in zip(entries, tarballs, md5s or [None] * len(tarballs), strict=True):
+        entry.update(size=len(data), size_exact=True, md5=md5 or hashlib.md5(data).hexdigest())
+    path.write_text(yaml.safe_dump(document))
+    return path
+
+
+def roads_tarballs(top: str = "AOI_2_Vegas", payload_bytes: int = 200_000) -> tuple[
+        bytes, bytes, dict[str, bytes]]:
+    """The imagery + road labels tarball and the speed-label tarball, both under ``top``,
+    and every file they hold by its path in the SN3 layout (relative to the raw folder)."""
+    name = "SN3_roads_train_AOI_2_Vegas"
+    imagery = {f"PS-RGB/{name}_PS-RGB_img1.tif": os.urandom(payload_bytes),
+               f"PS-MS/{name}_PS-MS_img1.tif": b"eight bands",
+               f"geojson_roads/{name}_geojson_roads_img1.geojson": road_geojson("img1")}
+    speed = {f"geojson_roads_speed/{name}_geojson_roads_speed_img1.geojson":
+             road_geojson("img1", speed=True)}
+    placed = {f"{VEGAS_ROADS}/{k}": v for k, v in {**imagery, **speed}.items()}
+    return (make_tarball({f"{top}/{k}": v for k, v in imagery.items()}),
+            make_tarball({f"{top}/{k}": v for k, v in speed.items()}), placed)
+
+
+@pytest.fixture
+def roads_bucket(bucket: FakeBucket, tmp_path: Path) -> Served:
+    imagery, speed, placed = roads_tarballs()
+    bucket.objects.update({ROADS_KEY: imagery, SPEED_KEY: speed})
+    manifest = write_roads_manifest(tmp_path / "manifest.yaml", "train", [imagery, speed])
+    return Served(bucket, manifest, placed, (imagery, speed))
+
+
+def roads_tarball(served: Served, dest: Path, **kwargs: object) -> Path:
+    return download.download_tarball("vegas", "train", dest, endpoint=served.bucket.url,
+                                     manifest=served.manifest, dataset="roads", retry=FAST,
+                                     progress=False, **kwargs)
+
+
+def test_road_tiles_land_in_the_sn3_layout(bucket: FakeBucket, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture) -> None:
+    # img3 has no labels; numeric order puts img10 last; SpaceNet 2 tiles are not touched.
+    bucket.objects.update(road_tile_objects("AOI_2_Vegas", [10, 2, 3, 1], without_label=(3,)))
+    bucket.objects.update(tile_objects("AOI_2_Vegas", [1, 2]))
+    bucket.corrupt_once.add(ROAD_IMAGE.format(2))
+    code = cli.main(["download", "--dataset", "roads", "--aoi", "vegas", "--tiles", "2",
+                     "--endpoint", bucket.url, "--dest", str(tmp_path)])
+    assert code == 0
+    folder = tmp_path / VEGAS_ROADS
+    assert capsys.readouterr().out.split() == [str(folder)]
+    for n in (1, 2):
+        assert spacenet3.image_path(folder, n) == (
+            folder / "PS-RGB" / f"SN3_roads_train_AOI_2_Vegas_PS-RGB_img{n}.tif")
+        assert spacenet3.image_path(folder, n).read_bytes() == bucket.objects[ROAD_IMAGE.format(n)]
+        assert spacenet3.geojson_path(folder, n) == (
+            folder / "geojson_roads" / f"SN3_roads_train_AOI_2_Vegas_geojson_roads_img{n}.geojson")
+        assert spacenet3.geojson_path(folder, n).read_bytes() == (
+            bucket.objects[ROAD_LABEL.format(n)])
+    tiles = spacenet3.find_road_tiles(tmp_path)
+    assert [(t.aoi, t.number) for t in tiles] == [("AOI_2_Vegas", 1), ("AOI_2_Vegas", 2)]
+    assert len(spacenet3.read_road_labels(tiles[0])) == 1
+    # The corrupted image was caught by its md5 (the ETag) and fetched again.
+    assert len(bucket.gets(ROAD_IMAGE.format(2))) == 2
+    fetched = {r.key for r in bucket.requests if r.method == "GET" and r.key}
+    assert all(k.startswith("spacenet/SN3_roads/") for k in fetched)
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and ".part" in p.name]
+
+
+def test_road_tile_corrupted_on_every_try_is_refused_naming_it(bucket: FakeBucket,
+                                                               tmp_path: Path) -> None:
+    bucket.objects.update(road_tile_objects("AOI_2_Vegas", [1]))
+    bucket.corrupt_always.add(ROAD_LABEL.format(1))
+    with pytest.raises(DownloadError) as caught:
+        download.download_tiles("vegas", 1, tmp_path, endpoint=bucket.url, dataset="roads",
+                                retry=FAST, progress=False)
+    message = str(caught.value)
+    assert message.startswith(ROAD_LABEL.format(1) + ": giving up after 3 tries")
+    assert hashlib.md5(bucket.objects[ROAD_LABEL.format(1)]).hexdigest() in message
+    assert len(bucket.gets(ROAD_LABEL.format(1))) == 3
+    assert not spacenet3.geojson_path(tmp_path / VEGAS_ROADS, 1).exists()
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and ".part" in p.name]
+
+
+@pytest.mark.parametrize("top", ["AOI_2_Vegas", VEGAS_ROADS, "train/AOI_2_Vegas"])
+def test_road_tarballs_place_images_labels_and_speed_labels(bucket: FakeBucket, tmp_path: Path,
+                                                            top: str) -> None:
+    imagery, speed, placed = roads_tarballs(top, payload_bytes=1000)
+    bucket.objects.update({ROADS_KEY: imagery, SPEED_KEY: speed})
+    manifest = write_roads_manifest(tmp_path / "manifest.yaml", "train", [imagery, speed])
+    served = Served(bucket, manifest, placed, None)
+    folder = roads_tarball(served, tmp_path / "raw")
+    assert folder == tmp_path / "raw" / VEGAS_ROADS
+    for name, data in placed.items():
+        assert (tmp_path / "raw" / name).read_bytes() == data
+    speed_labels = spacenet3.geojson_path(folder, 1, speed=True)
+    assert speed_labels.parent == folder / "geojson_roads_speed"
+    assert json.loads(speed_labels.read_text())["features"][0]["properties"][
+        "inferred_speed_mph"] == 25.0
+    (tile,) = spacenet3.find_road_tiles(tmp_path / "raw")
+    assert tile.geojson_path == spacenet3.geojson_path(folder, 1)
+    marker = json.loads((folder / download.COMPLETE_MARKER).read_text())
+    assert [e["md5"] for e in marker["tarballs"]] == [hashlib.md5(imagery).hexdigest(),
+                                                      hashlib.md5(speed).hexdigest()]
+    assert sorted(p.name for p in (tmp_path / "raw").iterdir()) == [VEGAS_ROADS]
+    # A rerun asks the bucket nothing.
+    seen = len(bucket.requests)
+    assert roads_tarball(served, tmp_path / "raw") == folder
+    assert len(bucket.requests) == seen
+
+
+def test_road_tarball_resumes_after_a_cut_connection(roads_bucket: Served,
+                                                     tmp_path: Path) -> None:
+    bucket = roads_bucket.bucket
+    bucket.drop_after[ROADS_KEY] = 100_000
+    bucket.drop_after[SPEED_KEY] = 50
+    roads_tarball(roads_bucket, tmp_path, keep_archive=True)
+    assert [g.range for g in bucket.gets(ROADS_KEY)] == [None, "bytes=100000-"]
+    assert [g.range for g in bucket.gets(SPEED_KEY)] == [None, "bytes=50-"]
+    for data in roads_bucket.data:
+        kept = [p for p in (tmp_path / ".downloads").iterdir() if p.read_bytes() == data]
+        assert len(kept) == 1
+    for name, data in roads_bucket.files.items():
+        assert (tmp_path / name).read_bytes() == data
+
+
+def test_road_tarball_partial_from_an_earlier_run_is_resumed(roads_bucket: Served,
+                                                             tmp_path: Path) -> None:
+    part = tmp_path / ".downloads" / "SN3_roads_train_AOI_2_Vegas.tar.gz.part"
+    part.parent.mkdir()
+    part.write_bytes(roads_bucket.data[0][:4321])
+    assert "would resume after the 4321 bytes" in "\n".join(
+        download.plan_tarball("vegas", "train", tmp_path, roads_bucket.manifest,
+                              dataset="roads").describe())
+    roads_tarball(roads_bucket, tmp_path)
+    assert [g.range for g in roads_bucket.bucket.gets(ROADS_KEY)] == ["bytes=4321-"]
+    assert not (tmp_path / ".downloads").exists()
+
+
+def test_road_speed_tarball_md5_mismatch_is_refused_and_a_rerun_fetches_only_it(
+        roads_bucket: Served, tmp_path: Path) -> None:
+    bucket, (imagery, speed) = roads_bucket.bucket, roads_bucket.data
+    wrong = "f" * 32
+    manifest = write_roads_manifest(tmp_path / "wrong.yaml", "train", [imagery, speed],
+                                    [None, wrong])
+    with pytest.raises(DownloadError) as caught:
+        download.download_tarball("vegas", "train", tmp_path / "raw", endpoint=bucket.url,
+                                  manifest=manifest, dataset="roads", retry=FAST,
+                                  progress=False)
+    message = str(caught.value)
+    assert message.startswith(f"{SPEED_KEY}: md5 mismatch after a retry")
+    assert wrong in message and hashlib.md5(speed).hexdigest() in message
+    assert len(bucket.gets(SPEED_KEY)) == 2
+    folder = tmp_path / "raw" / VEGAS_ROADS
+    assert not (folder / "geojson_roads_speed").exists()
+    assert not list((tmp_path / "raw" / ".downloads").iterdir())
+    # The verified imagery stays; with the right md5 a rerun fetches the speed labels only.
+    assert spacenet3.image_path(folder, 1).exists()
+    roads_tarball(roads_bucket, tmp_path / "raw")
+    assert len(bucket.gets(ROADS_KEY)) == 1 and len(bucket.gets(SPEED_KEY)) == 3
+    assert spacenet3.geojson_path(folder, 1, speed=True).exists()
+
+
+@pytest.mark.parametrize(("files", "links", "member"), [
+    ({"AOI_2_Vegas/geojson_roads_speed/../../../evil.geojson": b"{}"}, {},
+     "AOI_2_Vegas/geojson_roads_speed/../../../evil.geojson"),
+    ({"AOI_2_Vegas/geojson_roads_speed/a.geojson": b"{}"},
+     {"AOI_2_Vegas/geojson_roads_speed/b.geojson": ("sym", "../../../../evil")},
+     "AOI_2_Vegas/geojson_roads_speed/b.geojson"),
+])
+def test_road_speed_tarball_with_unsafe_members_is_refused(roads_bucket: Served, tmp_path: Path,
+                                                           files: dict, links: dict,
+                                                           member: str) -> None:
+    bad = make_tarball(files, links)
+    roads_bucket.bucket.objects[SPEED_KEY] = bad
+    manifest = write_roads_manifest(tmp_path / "bad.yaml", "train", [roads_bucket.data[0], bad])
+    dest = tmp_path / "raw"
+    with pytest.raises(UnsafeArchiveError, match=f"refusing member {re.escape(repr(member))}"):
+        download.download_tarball("vegas", "train", dest, endpoint=roads_bucket.bucket.url,
+                                  manifest=manifest, dataset="roads", retry=FAST,
+                                  progress=False)
+    assert not list(tmp_path.rglob("evil*"))
+    assert not (dest / VEGAS_ROADS / "geojson_roads_speed").exists()
+    assert not list(dest.glob(".extract-*"))
+    marker = json.loads((dest / VEGAS_ROADS / download.COMPLETE_MARKER).read_text())
+    assert [e["key"] for e in marker["tarballs"]] == [ROADS_KEY]
+
+
+def test_road_test_tarball_lands_images_only_in_test_public(bucket: FakeBucket,
+                                                            tmp_path: Path) -> None:
+    name = "SN3_roads_test_public_AOI_2_Vegas"
+    data = make_tarball({f"AOI_2_Vegas/PS-RGB/{name}_PS-RGB_img7.tif": b"test image"})
+    bucket.objects[ROADS_TEST_KEY] = data
+    manifest = write_roads_manifest(tmp_path / "manifest.yaml", "test", [data])
+    folder = download.download_tarball("vegas", "test", tmp_path / "raw", endpoint=bucket.url,
+                                       manifest=manifest, dataset="roads", retry=FAST,
+                                       progress=False)
+    assert folder == tmp_path / "raw" / name
+    assert (folder / "PS-RGB" / f"{name}_PS-RGB_img7.tif").read_bytes() == b"test image"
+    (tile,) = spacenet3.find_road_tiles(tmp_path / "raw")
+    assert (tile.number, tile.geojson_path) == (7, None)
+    assert [r.key for r in bucket.requests if r.method == "GET"] == [ROADS_TEST_KEY]
+
+
+def test_road_tarball_of_another_layout_is_refused_listing_what_it_holds(
+        bucket: FakeBucket, tmp_path: Path) -> None:
+    data = make_tarball({"AOI_2_Vegas_Roads_Train/RGB-PanSharpen/x.tif": b"x"})
+    bucket.objects[ROADS_TEST_KEY] = data
+    manifest = write_roads_manifest(tmp_path / "manifest.yaml", "test", [data])
+    with pytest.raises(AerialSamError, match=r"no SN3_roads_test_public_AOI_2_Vegas/ folder "
+                                             r"and no AOI_2_Vegas folder with PS-RGB/.*"
+                                             r"AOI_2_Vegas_Roads_Train"):
+        download.download_tarball("vegas", "test", tmp_path / "raw", endpoint=bucket.url,
+                                  manifest=manifest, dataset="roads", retry=FAST,
+                                  progress=False)
+    # Only the verified archive stays: naming the right folder in the manifest is enough.
+    assert [p.name for p in (tmp_path / "raw").rglob("*") if p.is_file()] == [
+        "SN3_roads_test_public_AOI_2_Vegas.tar.gz"]
+    document = yaml.safe_load(manifest.read_text())
+    document["datasets"]["roads"]["aois"]["AOI_2_Vegas"]["tarballs"]["test"][0]["holds"] = (
+        "RGB-PanSharpen")
+    manifest.write_text(yaml.safe_dump(document))
+    folder = download.download_tarball("vegas", "test", tmp_path / "raw", endpoint=bucket.url,
+                                       manifest=manifest, dataset="roads", retry=FAST,
+                                       progress=False)
+    assert (folder / "RGB-PanSharpen" / "x.tif").read_bytes() == b"x"
+    assert len(bucket.gets(ROADS_TEST_KEY)) == 1
+
+
+def test_dry_run_roads_tarballs_prints_keys_md5s_and_sizes_without_network(
+        tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the dry run touched the network")
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    assert cli.main(["download", "--dataset", "roads", "--dry-run", "--tarball",
+                     "--dest", str(tmp_path / "raw")]) == 0
+    out = capsys.readouterr().out
+    for aoi in ("AOI_2_Vegas", "AOI_3_Paris", "AOI_4_Shanghai", "AOI_5_Khartoum"):
+        assert f"{aoi} train (tarball) -> {tmp_path / 'raw' / f'SN3_roads_train_{aoi}'}" in out
+        assert f"SN3_roads_train_{aoi}_geojson_roads_speed.tar.gz" in out
+    assert "md5 06317255b5e0c6df2643efd8a50f22ae" in out
+    assert "md5 d969693760d59401a84bd9215375a636" in out
+    assert out.count("size unknown") == 8 + 4 + 1  # per object, per AOI total, grand total
+    assert "total to fetch: size unknown" in out
+    # With exact sizes in the manifest the dry run adds them up.
+    imagery, speed, _ = roads_tarballs(payload_bytes=1000)
+    manifest = write_roads_manifest(tmp_path / "manifest.yaml", "train", [imagery, speed])
+    assert cli.main(["download", "--dataset", "roads", "--aoi", "vegas", "--dry-run",
+                     "--tarball", "--manifest", str(manifest), "--dest", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"({len(imagery)} bytes)  {ROADS_KEY}" in out
+    assert f"({len(speed)} bytes)  {SPEED_KEY}" in out
+    assert "in 2 object(s)" in out
+    assert not (tmp_path / "raw").exists()
+
+
+def test_dry_run_road_tiles_lists_the_sn3_prefix_only(bucket: FakeBucket, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    bucket.objects.update(road_tile_objects("AOI_2_Vegas", [1, 2, 3], image_bytes=1000))
+    assert cli.main(["download", "--dataset", "roads", "--dry-run", "--aoi", "vegas",
+                     "--tiles", "2", "--endpoint", bucket.url, "--dest", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert ROAD_IMAGE.format(2) in out and ROAD_IMAGE.format(3) not in out
+    assert "in 4 object(s)" in out
+    assert {r.query["prefix"] for r in bucket.listings()} == {ROAD_IMAGE.split("{}")[0],
+                                                              ROAD_LABEL.split("{}")[0]}
+    assert not [r for r in bucket.requests if r.key]
+
+
+def test_road_tiles_of_the_test_split_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="no per-tile keys for the test split of roads"):
+        download.plan_tiles("vegas", 3, tmp_path, split="test", dataset="roads")
+
+
+def test_cli_refuses_an_unknown_dataset_and_an_old_manifest_in_one_line(
+        tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert cli.main(["download", "--dataset", "rails", "--tarball", "--dry-run",
+                     "--dest", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown dataset 'rails'" in err[0] and "buildings or roads" in err[0]
+    old = yaml.safe_load(default_manifest_path().read_text())
+    old["schema_version"] = 1
+    path = tmp_path / "old.yaml"
+    path.write_text(yaml.safe_dump(old))
+    assert cli.main(["download", "--manifest", str(path), "--tarball", "--dry-run",
+                     "--dest", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert err[0].startswith(f"aerialsam download: error: {path}: schema_version 1 is the "
+                             "SpaceNet 2-only manifest")
+
+
+def test_a_tarball_marker_of_the_one_tarball_format_still_counts(tarball_bucket: Served,
+                                                                 tmp_path: Path) -> None:
+    # Markers written before an AOI could have several tarballs: one entry at the top level.
+    folder = tmp_path / "AOI_2_Vegas_Train"
+    folder.mkdir()
+    md5 = hashlib.md5(tarball_bucket.data).hexdigest()
+    (folder / download.COMPLETE_MARKER).write_text(json.dumps(
+        {"key": KEY, "md5": md5, "members": 3}))
+    assert download.download_tarball("vegas", "train", tmp_path,
+                                      endpoint=tarball_bucket.bucket.url,
+                                      manifest=tarball_bucket.manifest, retry=FAST,
+                                      progress=False) == folder
+    assert not tarball_bucket.bucket.requests

@@ -14,6 +14,7 @@ from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
 from aerialsam import cli
+from aerialsam.data import spacenet3
 from aerialsam.errors import InputError
 from aerialsam.prep import chips
 from aerialsam.prep.stretch import (
@@ -366,3 +367,50 @@ def test_strip_budget_does_not_change_the_chips(img1010: Path, tmp_path: Path, m
     for path in whole.index["path"]:
         np.testing.assert_array_equal(read(tmp_path / "whole" / path)[0],
                                       read(tmp_path / "strips" / path)[0])
+
+
+# ---- SpaceNet 3 (roads) sources --------------------------------------------------------------
+
+def sn3_tile(root: Path, aoi: str, number: int, source: Path) -> Path:
+    """A copy of ``source`` named and placed as a SpaceNet 3 PS-RGB image."""
+    path = spacenet3.image_path(root / spacenet3.aoi_dir_name(aoi), number)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(source, path)
+    return path
+
+
+def test_spacenet3_aoi_folders_are_sources(img1010: Path, tmp_path: Path) -> None:
+    sn3_tile(tmp_path, "paris", 4, img1010)
+    sn3_tile(tmp_path, "vegas", 12, img1010)
+    sn3_tile(tmp_path, "vegas", 3, img1010)
+    pairs = [(s.aoi, s.image_id) for s in chips.find_sources(tmp_path)]
+    assert pairs == [("AOI_2_Vegas", "AOI_2_Vegas_img3"), ("AOI_2_Vegas", "AOI_2_Vegas_img12"),
+                     ("AOI_3_Paris", "AOI_3_Paris_img4")]
+    vegas = tmp_path / "SN3_roads_train_AOI_2_Vegas"
+    assert [s.image_id for s in chips.find_sources(vegas)] == ["AOI_2_Vegas_img3",
+                                                              "AOI_2_Vegas_img12"]
+    report = chips.chip_sources(vegas, tmp_path / "chips", 512, 64)
+    assert report.written == 8 and not report.failures
+    assert list(report.index["chip_id"][:2]) == ["AOI_2_Vegas_img12_r0_c0",
+                                                 "AOI_2_Vegas_img12_r0_c138"]
+    assert set(report.index["path"].str.split("/").str[0]) == {"AOI_2_Vegas"}
+
+
+def test_spacenet2_and_3_folders_in_one_source_are_refused(img1010: Path, tmp_path: Path) -> None:
+    sn3_tile(tmp_path, "vegas", 1, img1010)
+    (tmp_path / "AOI_2_Vegas_Train" / "RGB-PanSharpen").mkdir(parents=True)
+    shutil.copy(img1010, tmp_path / "AOI_2_Vegas_Train" / "RGB-PanSharpen")
+    with pytest.raises(InputError, match="holds SpaceNet 2 and SpaceNet 3 AOI folders"):
+        chips.find_sources(tmp_path)
+    assert [s.image_id for s in chips.find_sources(tmp_path / "AOI_2_Vegas_Train")] == \
+        ["AOI_2_Vegas_img1010"]
+
+
+def test_chip_command_takes_a_spacenet3_aoi_folder(img1010: Path, tmp_path: Path,
+                                                  capsys) -> None:
+    sn3_tile(tmp_path, "khartoum", 7, img1010)
+    aoi_dir = tmp_path / "SN3_roads_train_AOI_5_Khartoum"
+    assert cli.main(["chip", str(aoi_dir), str(tmp_path / "chips"), "--size", "650"]) == 0
+    assert "1 chips from 1 tiles" in capsys.readouterr().out
+    index = chips.read_index(tmp_path / "chips" / chips.INDEX_FILE)
+    assert list(index[["aoi", "image_id"]].iloc[0]) == ["AOI_5_Khartoum", "AOI_5_Khartoum_img7"]
