@@ -72,11 +72,7 @@ def _run_score(args: argparse.Namespace) -> int:
     if metric_of(args.truth) == "roads":
         return _run_roads(args)
     result = building_f1.score_csv(args.truth, args.proposals)
-    if args.per_image:
-        with atomic_path(args.per_image) as tmp:
-            result.per_image.to_csv(tmp, index=False)
-    if args.json:
-        print(json.dumps(result.to_json_dict()))
+    if _written(args, result):
         return 0
     table = result.per_aoi.astype(object)
     for column in ("precision", "recall", "f1"):
@@ -90,14 +86,21 @@ def _run_roads(args: argparse.Namespace) -> int:
     if args.workers is not None and args.workers < 1:
         raise InputError("--workers", f"must be at least 1, not {args.workers}")
     result = apls.score_roads_csv(args.truth, args.proposals, workers=args.workers)
-    if args.per_image:
-        with atomic_path(args.per_image) as tmp:
-            result.per_image.to_csv(tmp, index=False)
-    if args.json:
-        print(json.dumps(result.to_json_dict()))
+    if _written(args, result):
         return 0
     table = result.per_aoi.astype(object)
     table["apls"] = table["apls"].map(lambda x: f"{x:.6f}")
     table.loc["overall (mean AOI APLS)"] = [f"{result.overall_apls:.6f}", ""]
     print(table.to_string())
     return 0
+
+
+def _written(args: argparse.Namespace,
+             result: building_f1.ScoreResult | apls.RoadScoreResult) -> bool:
+    """Write ``--per-image``; print ``--json``. True when the JSON was the whole output."""
+    if args.per_image:
+        with atomic_path(args.per_image) as tmp:
+            result.per_image.to_csv(tmp, index=False)
+    if args.json:
+        print(json.dumps(result.to_json_dict()))
+    return bool(args.json)

@@ -299,6 +299,11 @@ def _write_geojson(path: Path, polygons: list[Polygon], transform: Affine) -> No
                   "properties": {"building_id": i, "partialBuilding": int(_touches_edge(p))},
                   "geometry": {"type": "Polygon", "coordinates": _geo_rings(p, transform)}}
                  for i, p in enumerate(polygons, start=1)]
+    write_feature_collection(path, features_)
+
+
+def write_feature_collection(path: Path, features_: list[dict]) -> None:
+    """Write GeoJSON features in WGS84 as SpaceNet's label files are written, atomically."""
     document = {"type": "FeatureCollection", "name": path.stem,
                 "crs": {"type": "name",
                         "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}},

@@ -37,7 +37,6 @@ SpaceNet 2 demo tiles of the same city (they do not overlap).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -366,9 +365,4 @@ def _write_geojson(path: Path, roads: list[RoadSegment], transform: Affine,
                                "coordinates": shapely.get_coordinates(
                                    _apply(transform, road.line)).tolist()}}
                  for i, road in enumerate(roads, start=1)]
-    document = {"type": "FeatureCollection", "name": path.stem,
-                "crs": {"type": "name",
-                        "properties": {"name": "urn:ogc:def:crs:OGC:1.3:CRS84"}},
-                "features": features_}
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(document))
+    demo.write_feature_collection(path, features_)

@@ -58,7 +58,7 @@ _AOI_DIR = re.compile(r"^(AOI_\d+_[A-Za-z]+)_(Train|Test_public|Test)$")
 
 @dataclass(frozen=True)
 class Tile:
-    """One SpaceNet tile: its image and, for training tiles, its building labels."""
+    """One SpaceNet tile: its image and, for training tiles, its label file (buildings or roads)."""
 
     aoi: str
     number: int

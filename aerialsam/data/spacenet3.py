@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -36,6 +35,7 @@ from pyproj import CRS, Transformer
 from aerialsam.data.spacenet import (
     AOI_NAMES,
     WGS84,
+    Tile,
     first_row,
     read_geojson,
     resolve_aoi,
@@ -65,21 +65,6 @@ _TYPE_SPEED_MPH = {3: 30.0, 4: 25.0, 5: 25.0, 6: 20.0, 7: 15.0}
 
 _AOI_DIR = re.compile(r"^(SN3_roads_train|SN3_roads_test_public)_(AOI_\d+_[A-Za-z]+)$")
 _IMAGE = re.compile(r"_(AOI_\d+_[A-Za-z]+)_PS-RGB_img(\d+)\.tif$")
-
-
-@dataclass(frozen=True)
-class RoadTile:
-    """One SpaceNet 3 tile: its image and, for training tiles, its road labels."""
-
-    aoi: str
-    number: int
-    image_path: Path
-    geojson_path: Path | None
-
-    @property
-    def image_id(self) -> str:
-        """The competition's image id, e.g. ``AOI_2_Vegas_img0``."""
-        return f"{self.aoi}_img{self.number}"
 
 
 def aoi_dir_name(aoi: str, split: str = "train") -> str:
@@ -116,7 +101,7 @@ def find_aoi_dirs(root: str | Path) -> list[Path]:
                                         p.name))
 
 
-def find_road_tiles(root: str | Path, aoi: str | None = None) -> list[RoadTile]:
+def find_road_tiles(root: str | Path, aoi: str | None = None) -> list[Tile]:
     """Every SpaceNet 3 tile under ``root``, by AOI then tile number.
 
     Args:
@@ -137,7 +122,7 @@ def find_road_tiles(root: str | Path, aoi: str | None = None) -> list[RoadTile]:
     return sorted(tiles, key=lambda t: (list(AOI_NAMES.values()).index(t.aoi), t.number))
 
 
-def road_tile_at(path: str | Path) -> RoadTile:
+def road_tile_at(path: str | Path) -> Tile:
     """The tile of an image in the SpaceNet 3 layout; its labels when the folder has them.
 
     Raises:
@@ -149,7 +134,7 @@ def road_tile_at(path: str | Path) -> RoadTile:
         raise InputError(path, "not a SpaceNet 3 image name (…_AOI_N_City_PS-RGB_img{N}.tif)")
     number = int(match.group(2))
     labels = geojson_path(path.parent.parent, number)
-    return RoadTile(match.group(1), number, path, labels if labels.exists() else None)
+    return Tile(match.group(1), number, path, labels if labels.exists() else None)
 
 
 def read_road_geojson(path: str | Path, crs: CRS | str | None = WGS84) -> gpd.GeoDataFrame:
@@ -173,7 +158,7 @@ def read_road_geojson(path: str | Path, crs: CRS | str | None = WGS84) -> gpd.Ge
     return lines[shapely.length(lines.geometry.array) > 0].reset_index(drop=True)
 
 
-def read_road_labels(tile: RoadTile, pixel: bool = False) -> gpd.GeoDataFrame:
+def read_road_labels(tile: Tile, pixel: bool = False) -> gpd.GeoDataFrame:
     """A tile's road centre lines, in WGS84 or in pixel coordinates of its image.
 
     Raises:

@@ -12,7 +12,7 @@ import rasterio
 import shapely
 from scipy import ndimage
 
-from aerialsam.data import demo, demo_road_layouts, demo_roads, spacenet3
+from aerialsam.data import demo, demo_road_layouts, demo_roads, spacenet, spacenet3
 from aerialsam.errors import InputError
 from aerialsam.prep import masks, road_masks
 
@@ -28,16 +28,16 @@ def root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def tiles(root: Path) -> dict[str, spacenet3.RoadTile]:
+def tiles(root: Path) -> dict[str, spacenet.Tile]:
     return {t.aoi: t for t in spacenet3.find_road_tiles(root)}
 
 
-def luminance(tile: spacenet3.RoadTile) -> np.ndarray:
+def luminance(tile: spacenet.Tile) -> np.ndarray:
     with rasterio.open(tile.image_path) as src:
         return src.read().astype(float).mean(axis=0)
 
 
-def lines_of(tile: spacenet3.RoadTile) -> tuple[list[shapely.LineString], dict]:
+def lines_of(tile: spacenet.Tile) -> tuple[list[shapely.LineString], dict]:
     frame = spacenet3.read_road_labels(tile, pixel=True)
     return list(frame.geometry), spacenet3.road_codes(frame)
 
@@ -197,7 +197,7 @@ def test_image_is_road_coloured_along_the_labelled_centre_lines(tiles: dict) -> 
             assert s_high - s_low > 2 * (high - low), aoi
 
 
-def _centre(frame: object, grid: masks.Grid, tile: spacenet3.RoadTile,
+def _centre(frame: object, grid: masks.Grid, tile: spacenet.Tile,
             wide: bool = False) -> np.ndarray:
     """Centre-line pixels of some roads (or, ``wide``, the roads at their painted width)."""
     path = tile.geojson_path.with_name("subset.geojson")
