@@ -137,7 +137,7 @@ def _make_aoi(out_dir: Path, aoi: str, tiles_per_aoi: int, seed: int) -> Path:
         transform = tile_transform(aoi, index)
         if not (image.exists() and labels.exists()):
             pixels = render_tile(aoi, buildings, roads, _rng(seed, aoi, index, 1))
-            _write_image(image, pixels, transform)
+            write_image(image, pixels, transform)
             _write_geojson(labels, [b.polygon for b in buildings], transform)
         rows += _csv_rows(image_id, [b.polygon for b in buildings], transform)
     with atomic_path(spacenet.summary_csv_path(aoi_dir)) as tmp:
@@ -272,9 +272,10 @@ def _sunlit_half(polygon: Polygon) -> Polygon:
     return polygon.intersection(plane)
 
 
-def _write_image(path: Path, pixels: np.ndarray, transform: Affine) -> None:
-    profile = {"driver": "GTiff", "dtype": "uint16", "count": 3, "width": TILE,
-               "height": TILE, "crs": "EPSG:4326", "transform": transform,
+def write_image(path: Path, pixels: np.ndarray, transform: Affine) -> None:
+    """Write a (3, rows, columns) uint16 tile as SpaceNet's GeoTIFFs are, atomically."""
+    profile = {"driver": "GTiff", "dtype": "uint16", "count": 3, "width": pixels.shape[2],
+               "height": pixels.shape[1], "crs": "EPSG:4326", "transform": transform,
                "interleave": "pixel"}
     with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
         dst.write(pixels)

@@ -43,7 +43,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import shapely
 from affine import Affine
 from rasterio import features
@@ -59,7 +58,7 @@ from aerialsam.data.demo_road_layouts import (
     split_at_junctions,
 )
 from aerialsam.errors import InputError
-from aerialsam.io import atomic_path, record_params
+from aerialsam.io import record_params
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +146,7 @@ def _make_aoi(out_dir: Path, aoi: str, tiles_per_aoi: int, seed: int) -> Path:
             continue
         transform = tile_transform(aoi, index)
         roads = tile_roads(aoi, index, seed)
-        _write_image(paths[0], render_road_tile(aoi, index, seed, roads), transform)
+        demo.write_image(paths[0], render_road_tile(aoi, index, seed, roads), transform)
         _write_geojson(paths[1], roads, transform, speed=False)
         _write_geojson(paths[2], roads, transform, speed=True)
         written += 1
@@ -347,14 +346,6 @@ def _quadrants(aoi: str, index: int, seed: int, buildings: list[Building]) -> np
 
 # ---------------------------------------------------------------------------------------------
 # Files
-
-
-def _write_image(path: Path, pixels: np.ndarray, transform: Affine) -> None:
-    profile = {"driver": "GTiff", "dtype": "uint16", "count": 3, "width": TILE,
-               "height": TILE, "crs": "EPSG:4326", "transform": transform,
-               "interleave": "pixel"}
-    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(pixels)
 
 
 def _write_geojson(path: Path, roads: list[RoadSegment], transform: Affine,
