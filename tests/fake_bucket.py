@@ -3,8 +3,8 @@
 It answers what :class:`aerialsam.data.s3.BucketClient` asks: ``HEAD`` and ``GET`` of objects
 (with ``Range``), and ``GET /?list-type=2&prefix=…`` (ListObjectsV2 XML in S3's namespace,
 ``page_size`` keys per page, continuation tokens). Faults are injected per key: a dropped
-connection after some bytes, corrupted bytes once (or differently on every request), 5xx
-answers, 403, an ETag that is no md5.
+connection after some bytes, corrupted bytes once (or the same way on every request, or
+differently on every request), 5xx answers, 403, an ETag that is no md5, a slow body.
 Every request is recorded.
 """
 
@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import sys
 import tarfile
 import threading
 import time
@@ -44,9 +45,12 @@ class FakeBucket:
     drop_after: dict[str, int] = field(default_factory=dict)
     corrupt_once: set[str] = field(default_factory=set)
     corrupt_always: set[str] = field(default_factory=set)
+    corrupt_same: set[str] = field(default_factory=set)
     fail_5xx: dict[str, int] = field(default_factory=dict)
     forbidden: set[str] = field(default_factory=set)
     etags: dict[str, str] = field(default_factory=dict)
+    chunk_delay_s: float = 0.0
+    """Pause before each 64 KiB of a body: a slow transfer that a test can interrupt."""
     requests: list[Request] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -68,7 +72,7 @@ class FakeBucket:
         class Handler(_Handler):
             owner = bucket
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
                          daemon=True).start()
@@ -107,6 +111,13 @@ class FakeBucket:
                     return True
                 return None
             return faults.pop(key, None)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        """Stay quiet when a client hangs up mid-answer (a killed downloader does)."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -161,6 +172,11 @@ class _Handler(BaseHTTPRequestHandler):
                 bucket._corruptions += 1
                 index = bucket._corruptions % len(body)
             body = body[:index] + bytes([body[index] ^ 0xFF]) + body[index + 1:]
+        elif not head and key in bucket.corrupt_same:
+            # The same wrong byte every time: two downloads agree, and neither is the object.
+            index = len(data) // 2 - start
+            if 0 <= index < len(body):
+                body = body[:index] + bytes([body[index] ^ 0xFF]) + body[index + 1:]
         self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.send_header("ETag", f'"{etag}"')
@@ -178,7 +194,13 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.connection.shutdown(2)
             return
-        self.wfile.write(body)
+        if not bucket.chunk_delay_s:
+            self.wfile.write(body)
+            return
+        step = 1 << 16
+        for offset in range(0, len(body), step):
+            time.sleep(bucket.chunk_delay_s)
+            self.wfile.write(body[offset:offset + step])
 
     def _send(self, status: int, body: bytes, kind: str = "application/xml",
               head: bool = False) -> None:
@@ -211,9 +233,14 @@ def _listing(bucket: FakeBucket, query: dict[str, str]) -> bytes:
             "</ListBucketResult>").encode()
 
 
+_SPECIAL_TYPES = {"sym": tarfile.SYMTYPE, "hard": tarfile.LNKTYPE, "chr": tarfile.CHRTYPE,
+                  "blk": tarfile.BLKTYPE, "fifo": tarfile.FIFOTYPE}
+
+
 def make_tarball(files: dict[str, bytes], links: dict[str, tuple[str, str]] | None = None) -> bytes:
     """A .tar.gz in memory: regular ``files`` by name, and ``links`` name -> (kind, target)
-    with kind ``sym`` or ``hard``."""
+    with kind ``sym`` or ``hard`` (links), or ``chr``, ``blk`` or ``fifo`` (special files,
+    ``target`` unused)."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name, data in files.items():
@@ -222,8 +249,11 @@ def make_tarball(files: dict[str, bytes], links: dict[str, tuple[str, str]] | No
             tar.addfile(info, io.BytesIO(data))
         for name, (kind, target) in (links or {}).items():
             info = tarfile.TarInfo(name)
-            info.type = tarfile.SYMTYPE if kind == "sym" else tarfile.LNKTYPE
-            info.linkname = target
+            info.type = _SPECIAL_TYPES[kind]
+            if kind in ("sym", "hard"):
+                info.linkname = target
+            else:
+                info.devmajor, info.devminor = 1, 3  # /dev/null's numbers
             tar.addfile(info)
     return buffer.getvalue()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from aerialsam.cli.options import add_aoi, selected_aois
 from aerialsam.data import demo, demo_roads, download
 from aerialsam.data.manifest import DEFAULT_DATASET
+from aerialsam.data.s3 import check_endpoint
 
 DATASETS = ("buildings", "roads")
 """The datasets of the packaged manifest: SpaceNet 2 buildings and SpaceNet 3 roads."""
@@ -80,6 +81,8 @@ def add_download(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_download(args: argparse.Namespace) -> int:
+    if args.endpoint is not None:
+        check_endpoint(args.endpoint, "--endpoint")
     manifest = download.resolve_manifest(args.manifest)
     dataset = manifest.dataset(args.dataset)
     aois = [dataset.aoi(a).name for a in selected_aois(args.aoi)]

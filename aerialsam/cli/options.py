@@ -9,10 +9,14 @@ import argparse
 from pathlib import Path
 
 from aerialsam.data.spacenet import AOI_NAMES
+from aerialsam.errors import InputError
 from aerialsam.models.variants import VARIANT_NAMES
 
 ALL_AOIS = "all"
 """The ``--aoi`` value that selects the four cities."""
+MAX_CHIP_SIDE = 16384
+"""The largest chip side ``--size`` accepts: 16 times SAM 2's input, and one uint8 RGB chip
+of it already takes 768 MiB; a chip larger than its tile is padded, so this bounds memory."""
 
 
 def add_aoi(parser: argparse.ArgumentParser) -> None:
@@ -43,3 +47,24 @@ def add_data(parser: argparse.ArgumentParser, holds: str) -> None:
     """``--data``: the data folder of the stages (``./data`` by default)."""
     parser.add_argument("--data", type=Path, default=Path("data"), metavar="DIR",
                         help=f"data folder holding {holds} (default ./data)")
+
+
+def check_chip_size(size: int, option: str = "--size") -> int:
+    """Refuse a chip side below 1 or above :data:`MAX_CHIP_SIDE`, before anything is read.
+
+    A chip larger than a raster is padded to its full side, so an absurd ``--size`` would
+    end in an allocation of ``3 x size²`` bytes per chip rather than in a message.
+
+    Returns:
+        ``size``, accepted.
+
+    Raises:
+        InputError: naming ``option``, with the memory one chip would take.
+    """
+    if size < 1:
+        raise InputError(option, f"must be at least 1, got {size}")
+    if size > MAX_CHIP_SIDE:
+        gib = 3 * size**2 / 2**30
+        raise InputError(option, f"{size} px chips would take {gib:,.0f} GiB each (uint8 RGB); "
+                                 f"use at most {MAX_CHIP_SIDE}")
+    return size

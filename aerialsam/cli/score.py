@@ -11,7 +11,9 @@ import csv
 import json
 from pathlib import Path
 
+from aerialsam.cli.arg_types import positive_int
 from aerialsam.errors import InputError
+from aerialsam.inputs import open_text
 from aerialsam.io import atomic_path
 from aerialsam.metrics import apls, building_f1
 
@@ -38,7 +40,7 @@ def add_score(commands: argparse._SubParsersAction) -> None:
                              '"overall_apls": x} for roads')
     parser.add_argument("--per-image", type=Path, metavar="OUT.csv",
                         help="also write the per-image scores to this CSV")
-    parser.add_argument("--workers", type=int, metavar="N",
+    parser.add_argument("--workers", type=positive_int, metavar="N",
                         help="roads: processes scoring images side by side (default: one per "
                              "CPU); the scores do not depend on it")
     parser.set_defaults(handler=_run_score)
@@ -53,9 +55,9 @@ def metric_of(truth: Path) -> str:
     if not truth.is_file():
         raise InputError(truth, "file not found")
     try:
-        with truth.open(newline="", encoding="utf-8-sig") as handle:
+        with open_text(truth) as handle:
             header = [name.strip() for name in next(csv.reader(handle), [])]
-    except (UnicodeDecodeError, csv.Error) as exc:
+    except csv.Error as exc:
         raise InputError(truth, f"not a readable CSV ({exc})") from None
     if BUILDINGS in header and ROADS in header:
         raise InputError(truth, f"mixes buildings ({BUILDINGS}) and roads ({ROADS}): "
@@ -83,8 +85,6 @@ def _run_score(args: argparse.Namespace) -> int:
 
 
 def _run_roads(args: argparse.Namespace) -> int:
-    if args.workers is not None and args.workers < 1:
-        raise InputError("--workers", f"must be at least 1, not {args.workers}")
     result = apls.score_roads_csv(args.truth, args.proposals, workers=args.workers)
     if _written(args, result):
         return 0

@@ -14,9 +14,10 @@ tiles::
   bucket prefix of the image key template (ListObjectsV2) and are taken in ascending numeric
   order of the tile number (``img2`` before ``img10``), keeping only ids that have both an image
   and a label GeoJSON. Image and GeoJSON are fetched concurrently by ``workers`` threads; each
-  file is written under a temporary name and renamed when complete (and, where the server's
-  ETag is a plain md5, verified). A rerun skips files already present; tiles are small, so an
-  interrupted one starts again.
+  file is written under a temporary name and renamed when complete and verified (its md5
+  against the ETag of a single-part upload; bytes that disagree are never kept). A rerun
+  skips files present with their listed size; tiles are small, so an interrupted one starts
+  again.
 - :func:`download_tarball`: the tarballs of a split of an AOI (20+ GB for SpaceNet 2 Vegas;
   SpaceNet 3 ships its speed labels in a second tarball). Each streams to
   ``<dest>/.downloads/<name>.part``, resumes with HTTP Range after an interruption (also across
@@ -54,7 +55,7 @@ from aerialsam.data.extract import find_aoi_folder, merge_into, safe_extract
 from aerialsam.data.manifest import DEFAULT_DATASET, AoiRecord, Manifest, Tarball, load_manifest
 from aerialsam.data.s3 import BucketClient, DownloadError, RetryPolicy
 from aerialsam.errors import InputError
-from aerialsam.io import atomic_path
+from aerialsam.io import check_output_folder, remove_temporaries, write_file
 
 log = logging.getLogger(__name__)
 
@@ -126,11 +127,23 @@ def plan_tiles(aoi: str, n: int, dest: str | Path, split: str = "train",
         pairs = ((keys.image_key(record.name, number), layout.image(folder, record.name, number)),
                  (keys.label_key(record.name, number), layout.label(folder, record.name, number)))
         for key, path in pairs:
-            if path.exists():
+            if _present(path, sizes.get(key)):
                 plan.present += 1
             else:
                 plan.objects.append(PlannedObject(key, path, sizes.get(key)))
     return plan
+
+
+def _present(path: Path, size: int | None) -> bool:
+    """A tile file counts as downloaded when it exists with the listed size.
+
+    Files are renamed into place only when verified, so this catches what an older version
+    or another tool left cut short, at the cost of one ``stat``.
+    """
+    try:
+        return size is None or path.stat().st_size == size
+    except OSError:
+        return False
 
 
 def plan_download(aois: list[str], split: str, dest: str | Path, tiles: int | None = None,
@@ -161,7 +174,7 @@ def download_tiles(aoi: str, n: int, dest: str | Path, endpoint: str | None = No
         dataset: ``buildings`` (SpaceNet 2) or ``roads`` (SpaceNet 3).
         split: ``train`` (the only split with per-tile keys in the packaged manifest).
         retry: retry policy for transient failures.
-        progress: show a tqdm bar (files).
+        progress: show a tqdm bar (files; on a terminal).
 
     Returns:
         The AOI folder (``<dest>/AOI_2_Vegas_Train``, ``<dest>/SN3_roads_train_AOI_2_Vegas``).
@@ -169,15 +182,19 @@ def download_tiles(aoi: str, n: int, dest: str | Path, endpoint: str | None = No
     Raises:
         DownloadError: a key is missing or forbidden, or retries are spent.
         NotEnoughSpaceError: the destination lacks room.
+        OutputError: ``dest`` is a file, or a tile cannot be written (a full disk); the
+            tiles written are whole and a rerun fetches only the others.
     """
     man = resolve_manifest(manifest)
+    check_output_folder(dest)
     plan = plan_tiles(aoi, n, dest, split, man, endpoint, retry, dataset=dataset)
+    remove_temporaries(plan.folder)
     check_free_space(Path(dest), plan.total_bytes)
     client = BucketClient(endpoint or man.endpoint, retry)
     total = len(plan.objects) + plan.present
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool, \
             tqdm(total=total, initial=plan.present, unit="file", desc=f"{plan.aoi} tiles",
-                 disable=not progress) as bar:
+                 disable=None if progress else True) as bar:
         futures = [pool.submit(client.fetch, o.key, o.path) for o in plan.objects]
         _wait_all(futures, bar)
     log.info("%s: %d files in %s (%d were present)", plan.aoi, total, plan.folder, plan.present)
@@ -201,7 +218,8 @@ def download_tarball(aoi: str, split: str = "train", dest: str | Path = "data/ra
             then the speed labels into ``geojson_roads_speed``; the test split is images only).
         keep_archive: keep the verified tarballs in ``<dest>/.downloads`` after extraction.
         retry: retry policy for transient failures.
-        progress: show tqdm bars (bytes while downloading, files while extracting).
+        progress: show tqdm bars (bytes while downloading, files while extracting; on a
+            terminal).
 
     Returns:
         The AOI folder (``<dest>/AOI_2_Vegas_Train``, ``<dest>/AOI_2_Vegas_Test_public``,
@@ -211,11 +229,13 @@ def download_tarball(aoi: str, split: str = "train", dest: str | Path = "data/ra
         DownloadError: missing or forbidden key, md5 mismatch twice, or retries spent.
         UnsafeArchiveError: a member would land outside the destination.
         NotEnoughSpaceError: the destination lacks room.
+        OutputError: ``dest`` is a file, or a file cannot be written (a full disk); a rerun
+            resumes the download from the bytes on disk.
     """
     man = resolve_manifest(manifest)
     record = man.dataset(dataset).aoi(aoi)
     tarballs = _tarballs(record, split)
-    dest = Path(dest)
+    dest = check_output_folder(dest)
     folder = dest / record.folder(split)
     client = BucketClient(endpoint or man.endpoint, retry)
     for tarball in tarballs:
@@ -293,16 +313,16 @@ def _fetch_verified(client: BucketClient, tarball: Tarball, archive: Path,
         have = part.stat().st_size if part.exists() else 0
         check_free_space(archive.parent, size - min(have, size) + int(size * EXTRACT_FACTOR))
         with tqdm(total=size, unit="B", unit_scale=True, unit_divisor=1024,
-                  desc=tarball.filename, disable=not progress) as bar:
+                  desc=tarball.filename, disable=None if progress else True) as bar:
             actual = client.fetch_resumable(tarball.key, part, size, bar.update)
         if actual == tarball.md5:
             os.replace(part, archive)
             return
         part.unlink(missing_ok=True)
-        log.warning("%s: md5 mismatch (expected %s, got %s); partial deleted%s", tarball.key,
+        log.warning("%s: md5 mismatch (the manifest's %s, got %s); partial deleted%s", tarball.key,
                     tarball.md5, actual, ", downloading again" if attempt == 1 else "")
-    raise DownloadError(f"{tarball.key}: md5 mismatch after a retry: expected {tarball.md5}, "
-                        f"got {actual}; the download was deleted")
+    raise DownloadError(f"{tarball.key}: md5 mismatch after a retry: the manifest's md5 is "
+                        f"{tarball.md5}, the download's {actual}; the download was deleted")
 
 
 def _extract_and_place(archive: Path, folder: Path, tarball: Tarball, aoi: str,
@@ -317,8 +337,7 @@ def _extract_and_place(archive: Path, folder: Path, tarball: Tarball, aoi: str,
         shutil.rmtree(staging, ignore_errors=True)
     entries = [e for e in _marker_entries(folder) if e.get("key") != tarball.key]
     entries.append({"key": tarball.key, "md5": tarball.md5, "members": members})
-    with atomic_path(folder / COMPLETE_MARKER) as tmp:
-        tmp.write_text(json.dumps({"tarballs": entries}, indent=2))
+    write_file(folder / COMPLETE_MARKER, json.dumps({"tarballs": entries}, indent=2).encode())
 
 
 def _marker_entries(folder: Path) -> list[dict]:

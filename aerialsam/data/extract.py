@@ -5,7 +5,8 @@ whose target lands outside the destination, or a device file is refused with an
 :class:`UnsafeArchiveError` naming the member. Extraction goes to a staging folder that the
 caller deletes on failure, so a refused archive leaves nothing in the data folder. Where the
 standard library offers it (Python >= 3.11.4, 3.10.12), ``tarfile``'s ``data`` filter runs
-as a second guard.
+as a second guard; what it refuses is an :class:`UnsafeArchiveError` too. A member that cannot
+be written (a full disk) is an :class:`~aerialsam.io.OutputError` naming it.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from pathlib import Path, PurePosixPath
 from tqdm.auto import tqdm
 
 from aerialsam.errors import AerialSamError
+from aerialsam.io import output_error
 
 log = logging.getLogger(__name__)
 
 _FILTER = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+_FILTER_ERROR: type[Exception] = getattr(tarfile, "FilterError", tarfile.TarError)
 
 
 class UnsafeArchiveError(AerialSamError):
@@ -66,7 +69,7 @@ def safe_extract(archive: str | Path, dest: str | Path, progress: bool = True) -
     Args:
         archive: a .tar, .tar.gz, .tar.bz2 or .tar.xz file.
         dest: the folder to extract into (created).
-        progress: show a tqdm bar of extracted members.
+        progress: show a tqdm bar of extracted members (on a terminal).
 
     Returns:
         The number of members extracted.
@@ -75,6 +78,7 @@ def safe_extract(archive: str | Path, dest: str | Path, progress: bool = True) -
         UnsafeArchiveError: a member is unsafe; members before it are already extracted,
             so extract into a staging folder and delete it on failure.
         AerialSamError: the archive is not a readable tarball.
+        OutputError: a member cannot be written (a full disk, say).
     """
     archive, dest = Path(archive), Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -82,18 +86,33 @@ def safe_extract(archive: str | Path, dest: str | Path, progress: bool = True) -
     count = 0
     try:
         with tarfile.open(archive, "r|*") as tar, \
-                tqdm(desc=f"extract {archive.name}", unit="file", disable=not progress) as bar:
+                tqdm(desc=f"extract {archive.name}", unit="file",
+                     disable=None if progress else True) as bar:
             for member in tar:
-                problem = member_problem(member, root)
-                if problem:
-                    raise UnsafeArchiveError(f"{archive}: refusing member {member.name!r}: "
-                                             f"{problem}")
-                tar.extract(member, root, **_FILTER)
+                _extract_member(tar, member, root, archive)
                 count += 1
                 bar.update(1)
     except (tarfile.ReadError, EOFError) as exc:
         raise AerialSamError(f"{archive}: not a readable tarball ({exc})") from None
     return count
+
+
+def _extract_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root: Path,
+                    archive: Path) -> None:
+    """Extract one member after checking it; refusals and write failures name the member."""
+    problem = member_problem(member, root)
+    if problem:
+        raise UnsafeArchiveError(f"{archive}: refusing member {member.name!r}: {problem}")
+    try:
+        tar.extract(member, root, **_FILTER)
+    except _FILTER_ERROR as exc:
+        raise UnsafeArchiveError(f"{archive}: refusing member {member.name!r}: {exc}") from None
+    except OSError as exc:
+        # A write error carries an errno and names the member's file, or nothing.
+        named = exc.filename is not None and not _inside(Path(exc.filename).resolve(), root)
+        if exc.errno is None or named:
+            raise
+        raise output_error(root / member.name, exc) from None
 
 
 def find_aoi_folder(staging: Path, folder: str, holds: str, aoi: str | None = None) -> Path:

@@ -23,10 +23,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pandas as pd
-import yaml
 
 from aerialsam.data.download_plan import LAYOUTS, Layout
 from aerialsam.errors import InputError
+from aerialsam.inputs import load_yaml
 
 MANIFEST_NAME = "data_manifest.yaml"
 REPO_MANIFEST = Path(__file__).resolve().parents[2] / MANIFEST_NAME
@@ -182,18 +182,15 @@ def load_manifest(path: str | Path | None = None) -> Manifest:
         path: a manifest file; ``None`` reads the default (see :func:`default_manifest_path`).
 
     Raises:
-        InputError: the file is missing, is not YAML, is of another schema version, or breaks
+        InputError: the file is missing, is not UTF-8 text (a binary file) or not YAML
+            (:func:`aerialsam.inputs.load_yaml`), is of another schema version, or breaks
             the schema (unknown key, missing field, wrong type, malformed md5, bad key
             template, duplicate or unknown AOI, unknown layout).
     """
     source = Path(path) if path is not None else default_manifest_path()
     if not source.is_file():
         raise InputError(source, "manifest file not found")
-    try:
-        document = yaml.safe_load(source.read_text())
-    except yaml.YAMLError as exc:
-        raise InputError(source, f"not valid YAML ({str(exc).splitlines()[0]})") from None
-    return _parse_manifest(source, document)
+    return _parse_manifest(source, load_yaml(source))
 
 
 def manifest_table(manifest: Manifest, split: str = "train",
@@ -345,9 +342,9 @@ def _fields(source: Path, where: str, item: object, required: dict[str, Any],
     optional = optional or {}
     if not isinstance(item, dict):
         raise InputError(source, f"{where}: expected a mapping, found {type(item).__name__}")
-    unknown = sorted(set(item) - set(required) - set(optional))
+    unknown = sorted(map(repr, set(item) - set(required) - set(optional)))
     if unknown:
-        raise InputError(source, f"{where}: unknown key(s) {unknown}; "
+        raise InputError(source, f"{where}: unknown key(s) [{', '.join(unknown)}]; "
                                  f"known: {sorted({**required, **optional})}")
     missing = sorted(set(required) - set(item))
     if missing:

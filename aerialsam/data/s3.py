@@ -8,7 +8,14 @@ tooling are needed because the bucket is public.
 
 Failures are sorted in two: connection errors, truncated bodies and HTTP 5xx/429 are retried
 with exponential backoff (:class:`RetryPolicy`); 403, 404 and other 4xx fail at once with a
-:class:`DownloadError` that names the key.
+:class:`DownloadError` that names the key. A write that fails (a full disk) is no connection
+trouble: it fails at once with an :class:`~aerialsam.io.OutputError` naming the file.
+
+Bytes whose md5 disagrees with a checksum we trust are never kept. The checksums trusted are
+the manifest's md5 (tarballs) and the ETag of a single-part upload, which S3 makes the md5 of
+the object; a multipart upload's ETag ends in ``-N`` and is no md5, so such an object is checked
+by its length only. (The objects whose single-part ETag is not their md5, encrypted with KMS
+or a customer key, cannot be read anonymously, so this client never meets one.)
 """
 
 from __future__ import annotations
@@ -27,13 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from aerialsam.errors import AerialSamError
-from aerialsam.io import atomic_path
+from aerialsam.errors import AerialSamError, InputError
+from aerialsam.io import atomic_path, output_error
 
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
 _PLAIN_MD5 = re.compile(r"^[0-9a-f]{32}$")
+SCHEMES = ("http", "https")
 T = TypeVar("T")
 
 
@@ -66,9 +74,30 @@ class RetryPolicy:
         return min(self.backoff_s * 2 ** (failure - 1), self.max_backoff_s)
 
 
+def check_endpoint(endpoint: str, source: str | None = None) -> str:
+    """Refuse a bucket URL that is not ``http(s)://host…``, before any request is made.
+
+    ``urllib`` would also open ``ftp://`` and ``file://`` URLs, and fail only after every retry.
+
+    Args:
+        endpoint: the bucket's base URL.
+        source: what to name in the error (default: the URL itself), e.g. ``--endpoint``.
+
+    Raises:
+        InputError: the URL's scheme is not http or https, or it has no host.
+    """
+    parts = urllib.parse.urlsplit(endpoint)
+    if parts.scheme.lower() not in SCHEMES or not parts.netloc:
+        shown = f"{endpoint!r} is" if source else "is"
+        raise InputError(source or endpoint, f"{shown} not an http:// or https:// URL of a "
+                                             "bucket (e.g. https://spacenet-dataset.s3"
+                                             ".amazonaws.com)")
+    return endpoint
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
-    """An object's key, size in bytes and md5 (from a plain ETag; ``None`` for multipart)."""
+    """An object's key, size in bytes and md5 (from a single-part ETag; ``None`` for multipart)."""
 
     key: str
     size: int
@@ -84,8 +113,11 @@ class BucketClient:
         Args:
             endpoint: the bucket's base URL; object ``k`` is at ``{endpoint}/{k}``.
             retry: retry policy (default :class:`RetryPolicy`).
+
+        Raises:
+            InputError: ``endpoint`` is not an http(s) URL.
         """
-        self.endpoint = endpoint.rstrip("/")
+        self.endpoint = check_endpoint(endpoint).rstrip("/")
         self.retry = retry or RetryPolicy()
 
     def url(self, key: str) -> str:
@@ -123,12 +155,17 @@ class BucketClient:
                 return objects
 
     def fetch(self, key: str, path: Path) -> ObjectInfo:
-        """Download a (small) object to ``path`` atomically, checking length and ETag md5.
+        """Download a (small) object to ``path`` atomically, checking its length and md5.
+
+        The md5 is the ETag's when it is a single-part one (see the module). Bytes that
+        disagree with it are never kept: they are fetched again, and the download fails when
+        the same wrong bytes arrive twice or the retries are spent.
 
         Raises:
             DownloadError: missing or forbidden key, md5 mismatch, or retries spent.
+            OutputError: ``path`` cannot be written (a full disk, say).
         """
-        seen: list[str] = []
+        seen: set[str] = set()
 
         def attempt() -> ObjectInfo:
             with atomic_path(path) as tmp, self._open(key) as response:
@@ -136,14 +173,7 @@ class BucketClient:
                 with tmp.open("wb") as out:
                     digest, written = _copy(response, out, hashlib.md5())
                 _check_complete(key, written, info.size)
-                actual = digest.hexdigest()
-                if info.md5 and actual != info.md5:
-                    if actual not in seen:
-                        seen.append(actual)
-                        raise _Transient(f"md5 {actual} differs from ETag {info.md5}")
-                    # The same bytes twice: this ETag is no md5 (e.g. KMS-encrypted objects).
-                    log.warning("%s: ETag %s is not the md5 of the object; kept the "
-                                "bytes received twice", key, info.md5)
+                _check_etag_md5(key, digest.hexdigest(), info.md5, seen)
             return info
         return self._retrying(attempt, key)
 
@@ -177,14 +207,23 @@ class BucketClient:
 
     def _append_range(self, key: str, state: _Partial,
                       progress: Callable[[int], object] | None) -> None:
-        """One ranged GET from the end of the partial file, appended to it."""
+        """One ranged GET from the end of the partial file, appended to it.
+
+        Raises:
+            OutputError: the partial file cannot be written (a full disk); the bytes already
+                in it stay, and a rerun resumes after them.
+        """
         with self._open(key, start=state.have) as response:
             if state.have and response.status != 206:
                 # The server ignored Range and sends the whole object: start over.
                 log.warning("%s: server ignored the Range header; restarting", key)
                 state.restart()
-            with state.path.open("ab") as out:
-                _copy(response, out, state.digest, progress)
+            try:
+                with state.path.open("ab") as out:
+                    _copy(response, out, state.digest, progress)
+            except OSError as exc:
+                resumes = f"the download resumes after the {state.have} bytes kept"
+                raise output_error(state.path, exc, resumes) from None
 
     def _read_url(self, url: str, what: str) -> bytes:
         with self._open_url(url, what, "GET", None) as response:
@@ -233,23 +272,47 @@ def _info(key: str, response: http.client.HTTPResponse) -> ObjectInfo:
     length = response.headers.get("Content-Length")
     if length is None:
         raise DownloadError(f"{key}: the server sent no Content-Length")
-    etag = (response.headers.get("ETag") or "").strip('"').lower()
-    return ObjectInfo(key, int(length), etag if _PLAIN_MD5.match(etag) else None)
+    return ObjectInfo(key, int(length), _etag_md5(response.headers.get("ETag")))
+
+
+def _etag_md5(etag: str | None) -> str | None:
+    """The md5 an ETag is: a single-part upload's; ``None`` for a multipart ``…-N`` one."""
+    plain = (etag or "").strip().removeprefix("W/").strip('"').lower()
+    return plain if _PLAIN_MD5.match(plain) else None
+
+
+def _check_etag_md5(key: str, actual: str, etag_md5: str | None, seen: set[str]) -> None:
+    """Refuse bytes whose md5 is not the ETag's: retry once, fail when they come back."""
+    if etag_md5 is None or actual == etag_md5:
+        return
+    if actual in seen:
+        raise DownloadError(f"{key}: the same bytes arrived twice, md5 {actual}, but the ETag "
+                            f"(the md5 of a single-part upload) is {etag_md5}; they were not "
+                            "kept")
+    seen.add(actual)
+    raise _Transient(f"md5 {actual} differs from the ETag md5 {etag_md5}")
 
 
 def _copy(response: BinaryIO, out: BinaryIO, digest: hashlib._Hash,
           progress: Callable[[int], object] | None = None) -> tuple[hashlib._Hash, int]:
+    """Copy the body to ``out``, hashing it.
+
+    A failed read is the connection's (transient); a failed write is the disk's: its
+    ``OSError`` propagates, for the caller to name the file.
+    """
     written = 0
-    try:
-        for chunk in iter(lambda: response.read(CHUNK), b""):
-            out.write(chunk)
-            digest.update(chunk)
-            written += len(chunk)
-            if progress:
-                progress(len(chunk))
-    except (OSError, http.client.HTTPException) as exc:
-        raise _Transient(f"connection dropped after {written} bytes ({exc})") from None
-    return digest, written
+    while True:
+        try:
+            chunk = response.read(CHUNK)
+        except (OSError, http.client.HTTPException) as exc:
+            raise _Transient(f"connection dropped after {written} bytes ({exc})") from None
+        if not chunk:
+            return digest, written
+        out.write(chunk)
+        digest.update(chunk)
+        written += len(chunk)
+        if progress:
+            progress(len(chunk))
 
 
 def _check_complete(key: str, have: int, size: int) -> None:
@@ -299,10 +362,8 @@ def _parse_listing(page: bytes, prefix: str) -> tuple[list[ObjectInfo], str | No
         raise DownloadError(f"{prefix}: unreadable ListObjectsV2 answer ({exc})") from None
     objects = []
     for item in _children(root, "Contents"):
-        key = _text(item, "Key")
-        etag = _text(item, "ETag").strip('"').lower()
-        objects.append(ObjectInfo(key, int(_text(item, "Size") or 0),
-                                  etag if _PLAIN_MD5.match(etag) else None))
+        objects.append(ObjectInfo(_text(item, "Key"), int(_text(item, "Size") or 0),
+                                  _etag_md5(_text(item, "ETag"))))
     truncated = _text(root, "IsTruncated").lower() == "true"
     token = _text(root, "NextContinuationToken") if truncated else ""
     if truncated and not token:

@@ -8,15 +8,14 @@ Real downloads and the synthetic demo AOIs share one layout (see DESIGN.md)::
 
 Labels come back as GeoDataFrames, either in the tile's CRS or in pixel coordinates
 (x = column, y = row, origin at the top-left corner of the top-left pixel), which is the
-convention of ``PolygonWKT_Pix`` and of the SpaceNet metric.
+convention of ``PolygonWKT_Pix`` and of the SpaceNet metric. The readers of label files
+(:func:`read_geojson`, :func:`read_summary_csv`) live in :mod:`aerialsam.data.labels` and are
+importable from here.
 """
 
 from __future__ import annotations
 
-import csv
-import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,8 +26,21 @@ import shapely
 from affine import Affine
 from pyproj import CRS
 
+from aerialsam.data.labels import (
+    MAX_DEGREES,
+    WGS84,
+    first_row,
+    read_geojson,
+    read_summary_csv,
+)
 from aerialsam.errors import InputError
 from aerialsam.io import open_raster
+
+__all__ = ["AOI_NAMES", "CITY_NAMES", "MAX_DEGREES", "WGS84", "Tile", "aoi_summary",
+           "building_table", "find_aoi_dirs", "find_tiles", "first_row", "image_id",
+           "parse_image_id", "pixel_size_m", "read_geojson", "read_summary_csv",
+           "read_tile_labels", "resolve_aoi", "summary_csv_path", "tile_at", "to_geo",
+           "to_pixel"]
 
 AOI_NAMES: dict[str, str] = {
     "vegas": "AOI_2_Vegas",
@@ -48,11 +60,8 @@ CITY_NAMES: dict[str, str] = {
 IMAGE_DIR = "RGB-PanSharpen"
 GEOJSON_DIR = Path("geojson") / "buildings"
 SUMMARY_DIR = "summaryData"
-WGS84 = CRS.from_epsg(4326)
 
 _IMAGE_ID = re.compile(r"(AOI_\d+_[A-Za-z]+)_(?:[A-Za-z0-9-]+_)*img(\d+)")
-_SHAPES = {"polygons": (("Polygon", "MultiPolygon"), "building polygons"),
-           "lines": (("LineString", "MultiLineString"), "road LineStrings")}
 _AOI_DIR = re.compile(r"^(AOI_\d+_[A-Za-z]+)_(Train|Test_public|Test)$")
 
 
@@ -165,61 +174,6 @@ def summary_csv_path(aoi_dir: str | Path) -> Path:
     return aoi_dir / SUMMARY_DIR / f"{aoi_dir.name}_Building_Solutions.csv"
 
 
-def read_geojson(path: str | Path, crs: CRS | str | None = None,
-                 shapes: str = "polygons") -> gpd.GeoDataFrame:
-    """Read a label GeoJSON as 2-D geometries, reprojected to ``crs`` when given.
-
-    A GeoJSON without a ``crs`` member is WGS84 (RFC 7946); one with a legacy ``crs`` member
-    in another CRS is reprojected. An empty FeatureCollection gives an empty GeoDataFrame.
-
-    Args:
-        path: the GeoJSON file.
-        crs: the CRS to reproject to (default: keep the file's).
-        shapes: ``polygons`` (buildings) or ``lines`` (road centre lines): the geometry types
-            the file may hold.
-
-    Raises:
-        InputError: the file is missing, not GeoJSON, or holds geometries of another kind
-            (the message names the first such feature).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "file not found")
-    try:
-        document = json.loads(path.read_text())
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(path, f"not valid GeoJSON ({exc})") from None
-    if not isinstance(document, dict) or document.get("type") != "FeatureCollection":
-        raise InputError(path, "not a GeoJSON FeatureCollection")
-    source_crs = _geojson_crs(path, document)
-    if document.get("features"):
-        frame = gpd.read_file(path, engine="pyogrio")
-        frame = frame.set_crs(source_crs, allow_override=True)
-    else:
-        frame = gpd.GeoDataFrame(geometry=gpd.GeoSeries([], crs=source_crs))
-    frame = frame[~(frame.geometry.isna() | frame.geometry.is_empty)].copy()
-    allowed, what = _SHAPES[shapes]
-    wrong = ~frame.geometry.geom_type.isin(allowed).to_numpy()
-    if wrong.any():
-        first = int(np.flatnonzero(wrong)[0])
-        raise InputError(path, f"expected {what}, found {sorted(set(frame.geom_type[wrong]))} "
-                               f"(feature {frame.index[first]})")
-    frame.geometry = shapely.force_2d(frame.geometry.values)
-    if crs is not None and not CRS.from_user_input(crs).equals(frame.crs):
-        frame = frame.to_crs(crs)
-    return frame.reset_index(drop=True)
-
-
-def _geojson_crs(path: Path, document: dict) -> CRS:
-    legacy = document.get("crs")
-    if not legacy:
-        return WGS84
-    try:
-        return CRS.from_user_input(legacy.get("properties", {}).get("name"))
-    except Exception:
-        raise InputError(path, f"unreadable 'crs' member {legacy!r}") from None
-
-
 def to_pixel(frame: gpd.GeoDataFrame, transform: Affine) -> gpd.GeoDataFrame:
     """Map geometries from map coordinates to pixel coordinates with a raster's transform."""
     inverse = ~transform
@@ -251,79 +205,6 @@ def read_tile_labels(tile: Tile, pixel: bool = False) -> gpd.GeoDataFrame:
         crs, transform = src.crs, src.transform
     labels = read_geojson(tile.geojson_path, crs=crs)
     return to_pixel(labels, transform) if pixel else labels
-
-
-def read_summary_csv(path: str | Path, column: str = "PolygonWKT_Pix") -> gpd.GeoDataFrame:
-    """Read a SpaceNet summary or proposal CSV into a GeoDataFrame, one row per polygon.
-
-    Rows ``ImageId,-1,POLYGON EMPTY,…`` mark tiles without buildings: they give no row, but
-    every image id of the file, empty or not, is listed in ``frame.attrs["image_ids"]``.
-    Other columns (``BuildingId``, ``Confidence``) are kept; Z coordinates are dropped.
-
-    Args:
-        path: the CSV file.
-        column: the WKT column to read (``PolygonWKT_Pix`` or ``PolygonWKT_Geo``).
-
-    Raises:
-        InputError: missing file or column, or an unparsable WKT (with its line number).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(path, "file not found")
-    try:
-        table = pd.read_csv(path, dtype={"ImageId": str}, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise InputError(path, f"not a readable CSV ({str(exc).strip().splitlines()[0]})") from None
-    for needed in ("ImageId", column):
-        if needed not in table.columns:
-            raise InputError(path, f"missing column {needed!r} (found {list(table.columns)})")
-    wkt = table[column].astype(str).str.strip()
-    empty = wkt.str.upper().isin(["POLYGON EMPTY", "MULTIPOLYGON EMPTY", ""])
-    geoms = np.full(len(table), None, dtype=object)
-    try:
-        geoms[~empty.values] = shapely.from_wkt(wkt[~empty].values, on_invalid="raise")
-    except shapely.errors.GEOSException:
-        line, text = _first_bad_wkt(path, column)
-        raise InputError(f"{path}, line {line}",
-                         f"unparsable WKT in {column}: {text[:80]!r}") from None
-    image_ids = list(dict.fromkeys(table["ImageId"]))
-    table = table.drop(columns=[c for c in ("PolygonWKT_Pix", "PolygonWKT_Geo") if c in table])
-    frame = gpd.GeoDataFrame(table, geometry=gpd.GeoSeries(geoms))
-    frame = frame[~empty.values].reset_index(drop=True)
-    frame.geometry = shapely.force_2d(frame.geometry.values)
-    if column == "PolygonWKT_Geo":
-        frame = frame.set_crs(WGS84)
-    frame.attrs["image_ids"] = image_ids
-    return frame
-
-
-def first_row(path: Path, test: Callable[[dict[str, str]], bool]) -> tuple[int, dict[str, str]]:
-    """Line number (1-based, header = 1) and fields of the first CSV row passing ``test``.
-
-    ``(0, {})`` when none does. Error messages use it to point at the offending line.
-    """
-    with path.open(newline="") as handle:
-        reader = csv.DictReader(handle)
-        for row in reader:
-            if test(row):
-                return reader.line_num, row
-    return 0, {}
-
-
-def _first_bad_wkt(path: Path, column: str) -> tuple[int, str]:
-    """Line number and text of the first WKT in ``column`` that does not parse."""
-    def bad(row: dict[str, str]) -> bool:
-        text = (row.get(column) or "").strip()
-        if text.upper().endswith("EMPTY"):
-            return False
-        try:
-            shapely.from_wkt(text)
-        except shapely.errors.GEOSException:
-            return True
-        return False
-
-    line, row = first_row(path, bad)
-    return line, (row.get(column) or "").strip()
 
 
 def pixel_size_m(latitude: float, resolution_deg: float = 2.7e-6) -> tuple[float, float]:

@@ -36,12 +36,12 @@ from aerialsam.data.spacenet import (
     AOI_NAMES,
     WGS84,
     Tile,
-    first_row,
     read_geojson,
     resolve_aoi,
     to_pixel,
 )
 from aerialsam.errors import InputError
+from aerialsam.inputs import Column, parse_wkt, read_table, row_source
 from aerialsam.io import open_raster
 
 TILE_SIDE = 1300
@@ -187,46 +187,27 @@ def read_road_csv(path: str | Path) -> gpd.GeoDataFrame:
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file not found")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
-        raise InputError(path, f"not a readable CSV ({str(exc).strip().splitlines()[0]})") from None
-    for needed in ("ImageId", CSV_COLUMN):
-        if needed not in table.columns:
-            hint = "; building polygons, not roads?" if "PolygonWKT_Pix" in table.columns else ""
-            raise InputError(path, f"missing column {needed!r} (found {list(table.columns)}){hint}")
+    table = read_table(path, [Column("ImageId"), Column(CSV_COLUMN, required=False,
+                                                        nullable=True)])
+    if CSV_COLUMN not in table.columns:
+        hint = "; building polygons, not roads?" if "PolygonWKT_Pix" in table.columns else ""
+        raise InputError(path, f"missing column {CSV_COLUMN!r} (found {list(table.columns)})"
+                               f"{hint}")
     wkt = table[CSV_COLUMN].str.strip()
-    empty = wkt.str.upper().str.endswith("EMPTY") | (wkt == "")
-    geoms = np.full(len(table), None, dtype=object)
-    try:
-        geoms[~empty.values] = shapely.from_wkt(wkt[~empty].values, on_invalid="raise")
-    except shapely.errors.GEOSException:
-        line, row = first_row(path, lambda r: _wkt_type(r.get(CSV_COLUMN, "")) is None)
-        raise InputError(f"{path}, line {line}", f"unparsable WKT in {CSV_COLUMN}: "
-                                                 f"{row.get(CSV_COLUMN, '')[:80]!r}") from None
-    kinds = shapely.get_type_id(geoms[~empty.values])
+    empty = (wkt.str.upper().str.endswith("EMPTY") | (wkt == "")).to_numpy()
+    rows = np.flatnonzero(~empty)
+    geoms = parse_wkt(wkt.to_numpy()[rows], CSV_COLUMN, lambda i: row_source(path, int(rows[i])))
+    kinds = shapely.get_type_id(geoms)
     if not np.isin(kinds, [1, 5]).all():  # LineString, MultiLineString
-        line, row = first_row(path, lambda r: _wkt_type(r.get(CSV_COLUMN, "")) not in
-                              (None, "EMPTY", *_LINES))
-        raise InputError(f"{path}, line {line}", f"expected road LineStrings, found "
-                                                 f"{_wkt_type(row.get(CSV_COLUMN, ''))}")
-    frame = gpd.GeoDataFrame({"ImageId": table["ImageId"].values[~empty.values]},
-                             geometry=gpd.GeoSeries(shapely.force_2d(geoms[~empty.values])))
+        first = int(np.flatnonzero(~np.isin(kinds, [1, 5]))[0])
+        raise InputError(row_source(path, int(rows[first])), f"expected road LineStrings, "
+                                                             f"found {geoms[first].geom_type}")
+    frame = gpd.GeoDataFrame({"ImageId": table["ImageId"].to_numpy()[rows]},
+                             geometry=gpd.GeoSeries(shapely.force_2d(geoms)))
     frame = frame.explode(index_parts=False, ignore_index=True)
     frame = frame[shapely.length(frame.geometry.array) > 0].reset_index(drop=True)
     frame.attrs["image_ids"] = list(dict.fromkeys(table["ImageId"]))
     return frame
-
-
-def _wkt_type(text: str) -> str | None:
-    """The geometry type of a WKT string, ``EMPTY`` for an empty one, None when unparsable."""
-    text = text.strip()
-    if not text or text.upper().endswith("EMPTY"):
-        return "EMPTY"
-    try:
-        return shapely.from_wkt(text).geom_type
-    except shapely.errors.GEOSException:
-        return None
 
 
 def road_codes(frame: pd.DataFrame) -> pd.DataFrame:

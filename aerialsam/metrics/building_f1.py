@@ -38,6 +38,7 @@ import shapely
 
 from aerialsam.data.spacenet import first_row, parse_image_id, read_summary_csv
 from aerialsam.errors import InputError
+from aerialsam.inputs import read_text
 from aerialsam.metrics.pixel import pixel_scores
 
 log = logging.getLogger(__name__)
@@ -105,11 +106,11 @@ def read_proposals_csv(path: str | Path) -> gpd.GeoDataFrame:
     An empty file (0 bytes or header only) gives no proposals. ``Confidence`` becomes float.
 
     Raises:
-        InputError: missing file or column, unparsable WKT or non-numeric confidence, naming
-            the file and line number.
+        InputError: missing file or column, unparsable WKT, a non-finite coordinate, or a
+            non-numeric (or NaN, infinite) confidence, naming the file and line number.
     """
     path = Path(path)
-    if path.is_file() and not path.read_text().strip():
+    if path.is_file() and not read_text(path).strip():
         log.warning("%s: empty proposal file: every truth building is a false negative", path)
         frame = gpd.GeoDataFrame({"ImageId": pd.Series([], dtype=str),
                                   "BuildingId": pd.Series([], dtype=np.int64),
@@ -117,30 +118,7 @@ def read_proposals_csv(path: str | Path) -> gpd.GeoDataFrame:
                                  geometry=gpd.GeoSeries([]))
         frame.attrs["image_ids"] = []
         return frame
-    frame = read_summary_csv(path, column="PolygonWKT_Pix")
-    if "Confidence" not in frame.columns:
-        raise InputError(path, "missing column 'Confidence' (proposals need "
-                               "ImageId,BuildingId,PolygonWKT_Pix,Confidence)")
-    confidence = pd.to_numeric(frame["Confidence"], errors="coerce")
-    if confidence.isna().any():
-        line, text = _first_bad_number(path, "Confidence")
-        raise InputError(f"{path}, line {line}", f"non-numeric Confidence {text!r}")
-    frame["Confidence"] = confidence.astype(float)
-    return frame
-
-
-def _first_bad_number(path: Path, column: str) -> tuple[int, str]:
-    """Line number (1-based, header = 1) and text of the first non-numeric ``column`` value."""
-    def bad(row: dict[str, str]) -> bool:
-        if (row.get("PolygonWKT_Pix") or "").strip().upper().endswith("EMPTY"):
-            return False
-        try:
-            return bool(np.isnan(float((row.get(column) or "").strip())))
-        except ValueError:
-            return True
-
-    line, row = first_row(path, bad)
-    return line, (row.get(column) or "").strip()
+    return read_summary_csv(path, column="PolygonWKT_Pix", confidence=True)
 
 
 def score_csv(truth_path: str | Path, proposals_path: str | Path) -> ScoreResult:

@@ -6,7 +6,9 @@ splitting the row) is read to the end of the line, as the tester does. The score
 and so does :func:`read_roads_csv`, with one line naming the file, the line, the image and
 the problem: ``LINESTRING EMPTY`` beside other rows of the same image, a lone point, a
 section under 0.01 px, a section repeated (either direction, ends compared in 0.1 px
-cells); also anything but a LineString, unparsable WKT and non-finite coordinates. A
+cells); also anything but a LineString, unparsable WKT and coordinates that are not finite
+or beyond 1e9 px (:data:`aerialsam.inputs.COORDINATE_LIMIT`: they overflow the scorer's
+arithmetic). A
 LineString with Z (or M) values keeps x and y.
 """
 
@@ -21,6 +23,7 @@ import numpy as np
 
 from aerialsam.data.spacenet import parse_image_id
 from aerialsam.errors import InputError
+from aerialsam.inputs import COORDINATE_LIMIT, open_text
 from aerialsam.metrics.road_graph import road_problem
 
 log = logging.getLogger(__name__)
@@ -58,14 +61,17 @@ def _parse_linestring(text: str) -> np.ndarray:
         raise ValueError(f"unparsable WKT {text[:80]!r}")
     if not np.isfinite(vertices).all():
         raise ValueError(f"non-finite coordinate in {text[:80]!r}")
+    if (np.abs(vertices) > COORDINATE_LIMIT).any():
+        raise ValueError(f"coordinate beyond +-{COORDINATE_LIMIT:g} px in {text[:80]!r}")
     return vertices
 
 
 def read_roads_csv(path: str | Path) -> dict[str, list[np.ndarray]]:
     """Read a SpaceNet 3 CSV (``ImageId,WKT_Pix``) into each image's roads, in file order.
 
-    UTF-8 with or without a byte-order mark. ``LINESTRING EMPTY`` gives an image with an
-    empty road list. Checks what the official scorer checks (see the module notes).
+    UTF-8 with or without a byte-order mark, or UTF-16/32 with one (see
+    :mod:`aerialsam.inputs.text`); anything else is refused. ``LINESTRING EMPTY`` gives an
+    image with an empty road list. Checks what the official scorer checks (see the module notes).
 
     Raises:
         InputError: a missing or unreadable file, a wrong header, a malformed row, or roads
@@ -76,7 +82,7 @@ def read_roads_csv(path: str | Path) -> dict[str, list[np.ndarray]]:
         raise InputError(path, "file not found")
     ids, lines, texts = [], [], []
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
+        with open_text(path) as handle:
             rows = csv.reader(handle)
             header = next(rows, None)
             if header is None:  # an empty file: no image at all
@@ -95,8 +101,6 @@ def read_roads_csv(path: str | Path) -> dict[str, list[np.ndarray]]:
                 lines.append(rows.line_num)
                 # unquoted WKT spans several fields; the scorer reads the rest of the line
                 texts.append(",".join(row[wkt_col:]) if last else row[wkt_col])
-    except UnicodeDecodeError:
-        raise InputError(path, "not UTF-8 text") from None
     except csv.Error as exc:
         raise InputError(path, f"not a readable CSV ({exc})") from None
     try:
@@ -152,7 +156,8 @@ def _parse_linestrings(texts: list[str]) -> list[np.ndarray]:
     except ValueError:  # some row is unusual or wrong: parse row by row
         return [out[i] if i not in set(where) else _parse_one(i, texts[i])
                 for i in range(len(texts))]
-    bad = ~np.isfinite(numbers).all(axis=1)
+    with np.errstate(invalid="ignore"):
+        bad = ~(np.abs(numbers) <= COORDINATE_LIMIT).all(axis=1)  # NaN and infinity too
     ends = np.cumsum(points)
     if bad.any():
         row = int(np.searchsorted(ends, np.flatnonzero(bad)[0], side="right"))

@@ -14,6 +14,9 @@ from __future__ import annotations
 import logging
 import os
 import pickle
+import struct
+import warnings
+import zipfile
 from pathlib import Path
 
 import torch
@@ -31,6 +34,13 @@ CACHE_ENV = "AERIALSAM_CACHE"
 DEFAULT_CACHE = Path("~/.cache/aerialsam")
 DEFAULT_RETRY = RetryPolicy()
 """Retries of a checkpoint download: as for the SpaceNet data (5 tries, back-off from 1 s)."""
+LOAD_ERRORS: tuple[type[Exception], ...] = (
+    pickle.UnpicklingError, zipfile.BadZipFile, struct.error, RuntimeError, EOFError,
+    ValueError, OSError, AssertionError, IndexError, KeyError, TypeError, AttributeError)
+"""What ``torch.load`` raises on a damaged file: a truncated or garbled zip archive, pickle
+or tensor record surfaces as any of these, depending on where the damage lies."""
+CORRUPT_REMEDY = "delete it and download it again, or pass another checkpoint"
+"""What to do about a damaged official checkpoint (most often an interrupted download)."""
 
 
 class CheckpointError(InputError):
@@ -112,24 +122,74 @@ def download_checkpoint(variant: str, dest: str | Path, base: str | None = None,
     return dest
 
 
-def read_checkpoint(path: str | Path) -> dict[str, torch.Tensor]:
+def load_torch_file(path: str | Path, remedy: str = CORRUPT_REMEDY) -> object:
+    """What a PyTorch file holds, loaded on the CPU with ``weights_only=True``.
+
+    The weights-only unpickler accepts tensors and plain containers only, so a file that
+    would run code when loaded (a crafted pickle) is refused rather than executed.
+
+    Args:
+        path: the file.
+        remedy: what the user should do about a damaged file, for the message.
+
+    Raises:
+        CheckpointError: the file is missing, unreadable, truncated, corrupt, or holds
+            objects whose loading would run code; one line naming the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "checkpoint file not found")
+    try:
+        with warnings.catch_warnings():
+            # e.g. "Detected pickle protocol 4": noise before the error that says it all
+            warnings.simplefilter("ignore")
+            return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise CheckpointError(path, f"not a readable PyTorch checkpoint ({_refusal(exc)}); the "
+                                    "file is corrupt or truncated, or holds Python objects "
+                                    f"whose loading would run code (refused): {remedy}"
+                              ) from None
+    except LOAD_ERRORS as exc:
+        raise CheckpointError(path, f"not a readable PyTorch checkpoint ({_first_line(exc)}); "
+                                    f"the file is probably corrupt or truncated: {remedy}"
+                              ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first sentence of an exception's message (torch's go on with generic advice)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return (lines[0].split(". ")[0] if lines else type(exc).__name__)[:120]
+
+
+def _refusal(exc: pickle.UnpicklingError) -> str:
+    """The line of the weights-only unpickler's message that says what it refused.
+
+    Its first lines are generic advice (about ``weights_only=False``, which would run the
+    code); the specific line names the refused global or opcode.
+    """
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    specific = [line for line in lines if "global" in line.lower() or "unsupported" in
+                line.lower() or "operand" in line.lower()]
+    return (specific[0] if specific else "refused by the weights-only unpickler")[:120]
+
+
+def read_checkpoint(path: str | Path, remedy: str = CORRUPT_REMEDY) -> dict[str, torch.Tensor]:
     """The state dict of an official-format checkpoint (``{"model": state_dict}``), on CPU.
 
-    Loaded with ``weights_only=True``: a checkpoint cannot run code.
+    Loaded with ``weights_only=True`` (:func:`load_torch_file`): a checkpoint cannot run code.
+
+    Args:
+        path: the checkpoint.
+        remedy: what the user should do about a damaged file, for the message.
 
     Raises:
         CheckpointError: not a readable PyTorch file, or no ``"model"`` state dict in it.
     """
     path = Path(path)
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise CheckpointError(path, f"not a readable PyTorch checkpoint ({first[:120]}); the "
-                                    "file is probably corrupt or truncated: delete it and "
-                                    "download it again") from None
+    payload = load_torch_file(path, remedy)
     state = payload.get("model") if isinstance(payload, dict) else None
-    if not isinstance(state, dict):
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor)
+                                              for v in state.values()):
         raise CheckpointError(path, "no 'model' state dict in the file; expected the official "
                                     "SAM 2 format {'model': state_dict}")
     return state

@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from aerialsam.errors import InputError
+from aerialsam.inputs import Column, read_table
 from aerialsam.io import atomic_path
 
 INDEX_FILE = "chips.csv"
@@ -20,20 +21,29 @@ CHIP_COLUMNS: tuple[str, ...] = (
     "pad_right", "pad_bottom", "crs", "minx", "miny", "maxx", "maxy")
 
 
+INDEX_SCHEMA: tuple[Column, ...] = (
+    *(Column(name) for name in ("chip_id", "path", "source", "aoi", "image_id")),
+    Column("row_off", "int", minimum=0), Column("col_off", "int", minimum=0),
+    Column("size", "int", minimum=1), Column("overlap", "int", minimum=0),
+    Column("pad_right", "int", minimum=0), Column("pad_bottom", "int", minimum=0),
+    Column("crs"), *(Column(name, "float") for name in ("minx", "miny", "maxx", "maxy")))
+"""The type of every column of :data:`CHIP_COLUMNS`, as :func:`read_index` checks them."""
+
+
 def read_index(path: str | Path) -> pd.DataFrame:
     """Read a ``chips.csv`` (see :mod:`aerialsam.prep.chips` for its columns).
 
+    Every column is checked (:func:`aerialsam.inputs.read_table`): text that is UTF-8, whole
+    non-negative offsets, sizes and padding, finite bounds, no empty value.
+
     Raises:
-        InputError: missing file or missing columns.
+        InputError: missing or empty file, a missing column, or a bad value (its line and
+            column).
     """
     path = Path(path)
     if not path.exists():
         raise InputError(path, "chip index not found (run `aerialsam chip` first)")
-    index = pd.read_csv(path, dtype={"chip_id": str, "image_id": str, "aoi": str})
-    missing = [c for c in CHIP_COLUMNS if c not in index.columns]
-    if missing:
-        raise InputError(path, f"not a chip index: missing columns {missing}")
-    return index
+    return read_table(path, INDEX_SCHEMA, what="chip index")
 
 
 def previous_index(out_dir: Path, size: int, overlap: int) -> pd.DataFrame:

@@ -21,12 +21,16 @@ Output folder::
 
 Masks are uint8 {0, 255}; ``distance`` is float32 pixels, exact within ``size`` pixels of the
 chip (the whole tile for SpaceNet 2 tiles chipped at 512); ``road_distance`` float32 metres,
-exact (it is capped). Existing masks are skipped. ``masks.csv`` has a column per building kind,
-and one per road kind once the folder holds road masks.
+exact (it is capped). Masks already there, whole, are skipped: every mask is written atomically
+(:func:`aerialsam.io.write_raster`), and one that an older version left cut short is written
+again. A full disk stops the run with one error naming the mask; the rerun resumes.
+``masks.csv`` has a column per building kind, and one per road kind once the folder holds road
+masks.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -42,7 +46,14 @@ from tqdm.auto import tqdm
 
 from aerialsam.data import spacenet, spacenet3
 from aerialsam.errors import InputError
-from aerialsam.io import atomic_path, record_params
+from aerialsam.io import (
+    OutputError,
+    check_output_folder,
+    raster_complete,
+    record_params,
+    remove_temporaries,
+    write_file,
+)
 from aerialsam.prep import chips, masks, road_masks
 from aerialsam.prep.road_masks import ROAD_KINDS, RoadParams
 
@@ -118,31 +129,45 @@ def write_chip_masks(chips_dir: str | Path, out_dir: str | Path,
     Raises:
         InputError: no chip index, an unknown kind, bad parameters, or ``out_dir`` holding
             masks made with other parameters.
+        OutputError: ``out_dir`` is a file, or a mask cannot be written (a full disk); the
+            masks written so far are whole and a rerun skips them.
     """
     params = params or MaskParams()
     road_params = road_params or RoadParams()
     kinds = _check_kinds(kinds, params, road_params)
     index = chips.read_index(Path(chips_dir) / chips.INDEX_FILE)
-    out_dir = Path(out_dir)
+    out_dir = check_output_folder(out_dir)
+    remove_temporaries(out_dir)
     _check_params_file(out_dir, params, road_params, kinds)
     report = MaskReport(out_dir, tiles=index["source"].nunique())
+    done: set[Path] = set()
     groups = index.groupby("source", sort=False)
     for source, rows in tqdm(groups, total=report.tiles, desc="masks", unit="tile", disable=None):
-        todo = [(row, k) for _, row in rows.iterrows() for k in kinds
-                if not mask_path(out_dir, row, k).exists()]
+        todo = []
+        for (_, row), kind in itertools.product(rows.iterrows(), kinds):
+            path = mask_path(out_dir, row, kind)
+            if raster_complete(path):
+                done.add(path)
+            else:
+                todo.append((row, kind))
         report.skipped += len(rows) * len(kinds) - len(todo)
         if not todo:
             continue
         image_id = str(rows["image_id"].iloc[0])
         try:
-            report.written += _tile_masks(Path(source), image_id, labels_dir, todo, out_dir,
-                                          params, road_params)
+            written = _tile_masks(Path(source), image_id, labels_dir, todo, out_dir, params,
+                                  road_params)
+        except OutputError:
+            raise  # the folder's fault, not the tile's: every other tile would fail too
         except (InputError, RasterioError) as exc:
             problem = exc.problem if isinstance(exc, InputError) else str(exc).splitlines()[0]
             where = exc.source if isinstance(exc, InputError) else source
             report.failures.append((str(where), problem))
             log.info("%s: %s", where, problem)
-    _write_mask_index(out_dir, index)
+            continue
+        report.written += len(written)
+        done.update(written)
+    _write_mask_index(out_dir, index, kinds, done)
     log.info("masks: %d written, %d already there, %d of %d tiles failed", report.written,
              report.skipped, len(report.failures), report.tiles)
     return report
@@ -180,8 +205,12 @@ def _labels_path(source: Path, image_id: str, labels_dir: str | Path | None,
 
 def _tile_masks(source: Path, image_id: str, labels_dir: str | Path | None,
                 todo: list[tuple[pd.Series, str]], out_dir: Path, params: MaskParams,
-                road_params: RoadParams) -> int:
-    """Write the masks of one tile's chips; on failure remove those this call wrote."""
+                road_params: RoadParams) -> list[Path]:
+    """Write the masks of one tile's chips; return their paths.
+
+    When the tile is bad, the masks this call wrote are removed; when a mask cannot be
+    written (a full disk), those written are whole and stay for the rerun.
+    """
     grid = masks.read_grid(source)
     makers = {}
     for roads in (False, True):
@@ -199,11 +228,13 @@ def _tile_masks(source: Path, image_id: str, labels_dir: str | Path | None,
             chip_grid = masks.Grid(mask.shape, grid.crs,
                                    window_transform(_window(row), grid.transform))
             written.append(masks.write_mask(mask_path(out_dir, row, kind), mask, chip_grid))
+    except OutputError:
+        raise
     except BaseException:
         for path in written:
             path.unlink(missing_ok=True)
         raise
-    return len(written)
+    return written
 
 
 ChipMaker = Callable[[pd.Series, str], np.ndarray]
@@ -260,15 +291,21 @@ def chip_mask(polygons: np.ndarray, tree: shapely.STRtree, tile_shape: tuple[int
     return out
 
 
-def _write_mask_index(out_dir: Path, index: pd.DataFrame) -> None:
-    """``masks.csv``: each chip with the relative path of each of its masks ('' if absent)."""
+def _write_mask_index(out_dir: Path, index: pd.DataFrame, kinds: list[str],
+                      done: set[Path]) -> None:
+    """``masks.csv``: each chip with the relative path of each of its masks ('' if absent).
+
+    A mask of this run's ``kinds`` counts when it is whole (``done``); one of another kind,
+    when its file exists.
+    """
     table = index[["chip_id", "aoi", "image_id"]].copy()
     roads = [k for k in ROAD_KINDS if (out_dir / k).is_dir()]
     for kind in (*masks.MASK_KINDS, *roads):
         paths = [Path(kind) / str(p) for p in index["path"]]
-        table[kind] = [str(p) if (out_dir / p).exists() else "" for p in paths]
-    with atomic_path(out_dir / MASK_INDEX) as tmp:
-        table.to_csv(tmp, index=False)
+        there = [out_dir / p in done if kind in kinds else (out_dir / p).exists()
+                 for p in paths]
+        table[kind] = [str(p) if ok else "" for p, ok in zip(paths, there, strict=True)]
+    write_file(out_dir / MASK_INDEX, table.to_csv(index=False).encode())
 
 
 def mask_summary(report: MaskReport) -> str:

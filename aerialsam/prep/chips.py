@@ -11,8 +11,10 @@ Rasters are read in windows only: full-width strips holding as many chip rows as
 orthomosaic chips in bounded memory. Pixels are stretched to uint8 with the per-AOI
 percentile bounds of :mod:`aerialsam.prep.stretch` (``stretch.json`` beside the chips), never per
 chip: valid pixels become 1..255 and 0 is the chips' nodata (source nodata and padding);
-uint8 sources pass through unchanged with their own nodata. Chips are written atomically, so
-a rerun skips the chips already there.
+uint8 sources pass through unchanged with their own nodata. Chips are written atomically
+(:func:`aerialsam.io.write_raster`), so a rerun skips the chips already there, whole, and
+writes the others; a full disk stops the run with one error naming the chip, and the rerun
+resumes.
 
 Output folder::
 
@@ -55,7 +57,14 @@ from tqdm.auto import tqdm
 
 from aerialsam.data import spacenet, spacenet3
 from aerialsam.errors import InputError
-from aerialsam.io import atomic_path, open_raster
+from aerialsam.io import (
+    OutputError,
+    check_output_folder,
+    open_raster,
+    raster_complete,
+    remove_temporaries,
+    write_raster,
+)
 from aerialsam.prep.chip_index import (
     CHIP_COLUMNS,
     INDEX_FILE,
@@ -181,7 +190,9 @@ def find_sources(src: str | Path, aoi: str | None = None) -> list[Source]:
         elif roads:
             paths = [tile.image_path for tile in spacenet3.find_road_tiles(src)]
         else:
-            paths = sorted(p for p in src.iterdir() if p.suffix.lower() in RASTER_SUFFIXES)
+            # Hidden files are no sources: a killed writer's temporary is one.
+            paths = sorted(p for p in src.iterdir()
+                           if p.suffix.lower() in RASTER_SUFFIXES and not p.name.startswith("."))
     else:
         raise InputError(src, "not found")
     if not paths:
@@ -220,11 +231,14 @@ def chip_sources(src: str | Path | list[Source], out_dir: str | Path, size: int 
 
     Raises:
         InputError: bad grid, no sources, or ``out_dir`` holds chips of another grid.
+        OutputError: ``out_dir`` is a file, or a chip cannot be written (a full disk); the
+            chips written so far are whole and a rerun skips them.
     """
     check_grid(size, overlap)
     if workers < 1:
         raise InputError("--workers", f"must be at least 1, got {workers}")
-    out_dir = Path(out_dir)
+    out_dir = check_output_folder(out_dir)
+    remove_temporaries(out_dir)
     sources = src if isinstance(src, list) else find_sources(src, aoi)
     previous = previous_index(out_dir, size, overlap)
     stretches = resolve_stretches(sources, out_dir, stretch_path, percentiles, sample_tiles, seed)
@@ -297,9 +311,14 @@ def _run_jobs(sources: list[Source], out_dir: Path, stretches: dict[str, Stretch
         with ProcessPoolExecutor(max_workers=workers) as pool:
             futures = {pool.submit(_chip_job, s, out_dir, stretches[s.aoi], size, overlap): s
                        for s in sources}
-            for future in as_completed(futures):
-                yield futures[future], future.result()
-                bar.update()
+            try:
+                for future in as_completed(futures):
+                    yield futures[future], future.result()
+                    bar.update()
+            except BaseException:
+                # A full disk fails every tile still queued: stop them rather than wait.
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     bar.close()
 
 
@@ -308,6 +327,8 @@ def _chip_job(source: Source, out_dir: Path, stretch: Stretch, size: int,
     """Chip one tile; a bad tile gives its problem as a string (so that others go on)."""
     try:
         return chip_tile(source, out_dir, stretch, size, overlap)
+    except OutputError:
+        raise  # the output's fault, not the tile's: every other tile would fail the same way
     except InputError as exc:
         return exc.problem
 
@@ -316,12 +337,14 @@ def chip_tile(source: Source, out_dir: str | Path, stretch: Stretch, size: int =
               overlap: int = 64) -> tuple[list[dict], int]:
     """Chip one raster; return its index rows and how many chips were written (not skipped).
 
-    Reads one strip of ``size`` rows at a time. On failure the chips written by this call
-    are removed, so a bad tile leaves nothing behind.
+    Reads one strip of ``size`` rows at a time. When the tile is bad the chips written by
+    this call are removed, so a bad tile leaves nothing behind; when a chip cannot be written
+    (a full disk) those written are whole and stay for the rerun.
 
     Raises:
         InputError: the raster is missing, corrupt, truncated, has no CRS, or does not match
             the AOI's stretch (data type, bands).
+        OutputError: a chip cannot be written, naming the chip.
     """
     out_dir = Path(out_dir)
     written: list[Path] = []
@@ -338,6 +361,8 @@ def chip_tile(source: Source, out_dir: str | Path, stretch: Stretch, size: int =
         first = detail.splitlines()[0] if detail else type(exc).__name__
         raise InputError(source.path, f"cannot read the raster, truncated or corrupt "
                                       f"({first})") from None
+    except OutputError:
+        raise
     except BaseException:
         _remove(written)
         raise
@@ -370,7 +395,7 @@ def _chip_strip(src: rasterio.DatasetReader, source: Source, out_dir: Path, stre
     """Chip the chip rows ``row_offs`` from a single windowed read (stretched once)."""
     rows = [_index_row(src, source, row_off, col_off, size, overlap)
             for row_off in row_offs for col_off in chip_offsets(src.width, size, overlap)]
-    todo = [row for row in rows if not (out_dir / row["path"]).exists()]
+    todo = [row for row in rows if not raster_complete(out_dir / row["path"])]
     if not todo:
         return rows
     top = row_offs[0]
@@ -421,11 +446,8 @@ def _index_row(src: rasterio.DatasetReader, source: Source, row_off: int, col_of
 
 def _write_chip(path: Path, chip: np.ndarray, crs: rasterio.crs.CRS,
                 chip_transform: rasterio.Affine, nodata: int | None) -> None:
-    profile = {"driver": "GTiff", "dtype": "uint8", "count": 3, "height": chip.shape[1],
-               "width": chip.shape[2], "crs": crs, "transform": chip_transform,
-               "nodata": nodata, "photometric": "RGB", "interleave": "pixel"}
-    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(chip)
+    write_raster(path, chip, driver="GTiff", dtype="uint8", crs=crs, transform=chip_transform,
+                 nodata=nodata, photometric="RGB", interleave="pixel")
 
 
 def _remove(paths: list[Path]) -> None:

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import rasterio
 import shapely
 from affine import Affine
 from pyproj import CRS
@@ -41,7 +40,7 @@ from scipy import ndimage
 
 from aerialsam.data import spacenet
 from aerialsam.errors import InputError
-from aerialsam.io import atomic_path, open_raster
+from aerialsam.io import open_raster, write_raster
 from aerialsam.prep import road_masks
 from aerialsam.prep.road_masks import ROAD_KINDS, RoadKind, RoadParams
 
@@ -333,18 +332,19 @@ def _check_overlap(path: Path, geoms: np.ndarray, grid: Grid) -> None:
 
 
 def write_mask(path: str | Path, mask: np.ndarray, grid: Grid) -> Path:
-    """Write a single-band mask GeoTIFF on ``grid`` atomically (deflate-compressed)."""
-    path = Path(path)
-    profile = {"driver": "GTiff", "width": grid.shape[1], "height": grid.shape[0], "count": 1,
-               "dtype": mask.dtype.name, "compress": "deflate"}
+    """Write a single-band mask GeoTIFF on ``grid`` atomically (deflate-compressed).
+
+    Raises:
+        OutputError: the mask cannot be written (a full disk, say), naming ``path``.
+    """
+    profile: dict[str, object] = {"driver": "GTiff", "dtype": mask.dtype.name,
+                                  "compress": "deflate"}
     if grid.crs is not None:
         profile["crs"] = grid.crs
     if grid.crs is not None or grid.transform != Affine.identity():
         # A pixel-space grid is written without georeferencing (GDAL warns on identity).
         profile["transform"] = grid.transform
-    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(mask, 1)
-    return path
+    return write_raster(path, mask, **profile)
 
 
 def rasterize_file(image: str | Path, labels: str | Path, out: str | Path,

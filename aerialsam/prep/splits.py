@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from aerialsam.errors import InputError
+from aerialsam.inputs import Column, read_table, row_source
 from aerialsam.io import atomic_path
 
 log = logging.getLogger(__name__)
@@ -169,19 +170,21 @@ def make_splits(index: pd.DataFrame, out_path: str | Path,
 def read_splits(path: str | Path) -> pd.DataFrame:
     """Read a ``splits.csv``.
 
+    Every value is text, none empty (:func:`aerialsam.inputs.read_table`).
+
     Raises:
-        InputError: missing file, missing columns or an unknown split name.
+        InputError: missing or empty file, missing columns, an empty value or an unknown
+            split name (with its line).
     """
     path = Path(path)
     if not path.exists():
         raise InputError(path, "splits file not found")
-    splits = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in SPLIT_COLUMNS if c not in splits.columns]
-    if missing:
-        raise InputError(path, f"not a splits file: missing columns {missing}")
-    unknown = sorted(set(splits["split"]) - set(SPLITS))
-    if unknown:
-        raise InputError(path, f"unknown split name(s) {unknown}; expected {list(SPLITS)}")
+    splits = read_table(path, [Column(name) for name in SPLIT_COLUMNS], what="splits file")
+    unknown = ~splits["split"].isin(SPLITS).to_numpy()
+    if unknown.any():
+        names = sorted(set(splits["split"][unknown]))
+        raise InputError(row_source(path, int(np.flatnonzero(unknown)[0])),
+                         f"unknown split name(s) {names}; expected {list(SPLITS)}")
     return splits
 
 

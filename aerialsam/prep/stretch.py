@@ -36,7 +36,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from aerialsam.errors import InputError
-from aerialsam.io import atomic_path, open_raster
+from aerialsam.io import open_raster, write_file
 
 log = logging.getLogger(__name__)
 
@@ -261,8 +261,11 @@ def load_stretches(path: str | Path) -> dict[str, Stretch]:
 
 
 def save_stretches(path: str | Path, stretches: dict[str, Stretch]) -> None:
-    """Write per-AOI stretches to ``path`` atomically (sorted by AOI)."""
+    """Write per-AOI stretches to ``path`` atomically (sorted by AOI).
+
+    Raises:
+        OutputError: the file cannot be written (a full disk, say), naming ``path``.
+    """
     document = {"version": STRETCH_VERSION,
                 "aois": {aoi: stretches[aoi].to_dict() for aoi in sorted(stretches)}}
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(document, indent=1) + "\n")
+    write_file(path, (json.dumps(document, indent=1) + "\n").encode())

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import rasterio
 
 from aerialsam import cli
@@ -137,3 +138,45 @@ def test_building_labels_given_as_roads_are_one_line(samples_dir: Path, tmp_path
         f"aerialsam rasterize: error: {labels}: expected road LineStrings, found ['Polygon'] "
         "(feature 0)"]
     assert not (tmp_path / "m.tif").exists()
+
+
+def test_a_bug_says_so_in_one_line_then_keeps_its_traceback(tmp_path: Path, capsys,
+                                                            monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("division by zero\nsecond line")
+
+    monkeypatch.setattr("aerialsam.data.demo.make_demo", broken)
+    with pytest.raises(ZeroDivisionError):
+        cli.main(["demo", str(tmp_path), "--tiles-per-aoi", "1"])
+    assert capsys.readouterr().err.splitlines() == [
+        "aerialsam demo: internal error (a bug in aerialsam; please report it with the command "
+        "line and this traceback): ZeroDivisionError: division by zero / second line"]
+
+
+@pytest.mark.parametrize(("error", "line"), [
+    (OSError(28, "No space left on device"), "aerialsam demo: error: No space left on device "
+                                             "(errno 28)"),
+    (OSError("disk gone"), "aerialsam demo: error: disk gone"),
+    (PermissionError(13, "Permission denied", "/data/x.tif"),
+     "aerialsam demo: error: /data/x.tif: Permission denied"),
+    (MemoryError(), "aerialsam demo: error: out of memory: an input or an option (a size, a "
+                    "batch, a tile count) is too large for this machine"),
+])
+def test_system_errors_are_one_line(tmp_path: Path, capsys, monkeypatch, error: BaseException,
+                                    line: str) -> None:
+    def failing(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr("aerialsam.data.demo.make_demo", failing)
+    assert cli.main(["demo", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_refused_options_are_one_line_with_a_pointer_to_help(capsys) -> None:
+    assert cli.main(["predict", "sam2", "x.tif", "out", "--threshold", "2"]) == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "aerialsam predict: error: argument --threshold: 2 is not a probability (a number from "
+        "0 to 1) (see `aerialsam predict --help`)"]
+    assert cli.main(["finetune", "smoke", "--lr", "nan"]) == 2
+    assert "argument --lr: 'nan' is not a finite number" in capsys.readouterr().err
+    assert cli.main(["--version"]) == 0

@@ -4,20 +4,28 @@ it; every refusal is exit status 2 and one line naming the file or folder."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import rasterio
+import torch
 
 from aerialsam import cli
 from aerialsam.config import stage_paths
-from aerialsam.training import runs
+from aerialsam.training import loop, runs
 from aerialsam.training.train_config import make_config
-from tests.training_helpers import read_metrics
+from tests.training_helpers import (
+    assert_same_weights,
+    fake_validation_row,
+    final_weights,
+    read_metrics,
+)
 
 # the smoke profile cut to Vegas (one validation tile keeps the final tile F1 quick)
 VEGAS_UNET = "profile: smoke\naois: [AOI_2_Vegas]\nmodel: unet\n"
@@ -156,3 +164,72 @@ def test_missing_config_and_missing_data(tmp_path: Path, config_file: Path,
     assert cli.main(["finetune", str(config_file), "--data", str(tmp_path)]) == 2
     [line] = error_lines(capsys)
     assert line.startswith(f"aerialsam finetune: error: {tmp_path / 'chips'}: not found")
+
+
+# --- faults: a full disk, a run that died before its first last.pt -----------------------
+
+def fill_disk_at_save(monkeypatch: pytest.MonkeyPatch, call: int,
+                      as_torch: bool = False) -> list[str]:
+    """Make the ``call``-th ``torch.save`` (1-based) fail as a full disk does, after writing
+    a few bytes; return the list of saves attempted (their targets' names).
+
+    ``as_torch``: fail as torch's writer does on a real full disk, with a ``RuntimeError``
+    whose context is the ``OSError(ENOSPC)`` of the write.
+    """
+    original = torch.save
+    attempts: list[str] = []
+
+    def save(obj: object, target: object, *args: object, **kwargs: object) -> None:
+        attempts.append(getattr(target, "name", str(target)))
+        if len(attempts) == call:
+            target.write(b"PK\x03\x04 half a checkpoint")
+            try:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            except OSError:
+                if as_torch:
+                    raise RuntimeError("[enforce fail at inline_container.cc:672] . "
+                                       "unexpected pos 768 vs 662") from None
+                raise
+        original(obj, target, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    return attempts
+
+
+@pytest.mark.parametrize(("call", "as_torch", "failing", "resume_from"), [
+    (1, False, "checkpoints/step_000002.pt", None),  # nothing saved: resume starts at step 0
+    (2, False, "checkpoints/last.pt", "checkpoints/step_000002.pt"),  # step file, no last.pt
+    (2, True, "checkpoints/last.pt", "checkpoints/step_000002.pt"),
+    (3, False, "model.pt", "checkpoints/step_000002.pt"),  # the final model, in _finish
+    (3, True, "model.pt", "checkpoints/step_000002.pt"),
+])
+def test_full_disk_is_one_line_and_resume_finishes_the_run(
+        call: int, as_torch: bool, failing: str, resume_from: str | None,
+        finished_run: tuple[Path, str],
+        data_dir: Path, config_file: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.setattr(loop, "validation_row", fake_validation_row)  # weights only here
+    name = f"disk_full_{call}_{as_torch}"
+    run_dir = stage_paths(data_dir).runs / name
+    argv = ["finetune", str(config_file), "--data", str(data_dir), "--steps", "2",
+            "--name", name]
+    with monkeypatch.context() as patch:
+        fill_disk_at_save(patch, call, as_torch)
+        assert cli.main(argv) == 2
+    resume = (f"continues from the last good checkpoint, {run_dir / resume_from}" if resume_from
+              else "starts it again from step 0 (no checkpoint was saved yet)")
+    assert error_lines(capsys) == [
+        f"aerialsam finetune: error: {run_dir}: the disk is full while writing "
+        f"{run_dir / failing}; free some space, then `aerialsam finetune --resume {run_dir}` "
+        f"{resume}"]
+    assert not (run_dir / runs.MODEL_FILE).exists()
+    # no half-written file is left, under its own name or a temporary one
+    left = sorted(p.relative_to(run_dir).as_posix() for p in run_dir.rglob("*.pt"))
+    assert [p for p in left if "part" in p] == []
+    capsys.readouterr()
+    assert cli.main(["finetune", "--resume", str(run_dir), "--data", str(data_dir)]) == 0
+    assert capsys.readouterr().out.strip() == str(run_dir)
+    assert_same_weights(final_weights(run_dir), final_weights(finished_run[0]))
+    assert [r["loss"] for r in read_metrics(run_dir) if r["split"] == "train"] == \
+        [r["loss"] for r in read_metrics(finished_run[0]) if r["split"] == "train"]
+

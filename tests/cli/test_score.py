@@ -176,3 +176,27 @@ def test_roads_workers_must_be_positive(roads: tuple[Path, Path],
     assert main(["score", str(roads[0]), str(roads[1]), "--workers", "0"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--workers: must be at least 1" in err
+
+
+@pytest.mark.parametrize(("encoding", "message"), [
+    ("latin-1", "not UTF-8 text: byte 0xe9 at byte offset"),
+    ("utf-16-le", "NUL byte at byte offset 1"),
+])
+def test_proposals_in_another_encoding_fail_in_one_line(sample: tuple[Path, Path],
+                                                        tmp_path: Path, capsys, encoding: str,
+                                                        message: str) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes((HEADER + 'AOI_2_Vegas_img1,0,"POLYGON ((0 0,9 0,9 9,0 0))",1\n'
+                     "# Café\n").encode(encoding))
+    assert main(["score", str(sample[0]), str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(bad) in err[0] and message in err[0]
+
+
+def test_proposals_saved_as_marked_utf16_are_scored(sample: tuple[Path, Path], tmp_path: Path,
+                                                    capsys) -> None:
+    marked = tmp_path / "utf16.csv"
+    marked.write_bytes(sample[1].read_text().encode("utf-16"))
+    assert main(["score", str(sample[0]), str(marked), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["overall_f1"] == pytest.approx((0.8860759493670887 + 0.4444444444444444) / 2)

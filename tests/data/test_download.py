@@ -19,7 +19,7 @@ from aerialsam import cli
 from aerialsam.data import download, download_plan, spacenet, spacenet3
 from aerialsam.data.extract import UnsafeArchiveError, safe_extract
 from aerialsam.data.manifest import default_manifest_path
-from aerialsam.data.s3 import DownloadError, RetryPolicy
+from aerialsam.data.s3 import BucketClient, DownloadError, RetryPolicy
 from aerialsam.errors import AerialSamError, InputError
 from tests.fake_bucket import (
     FakeBucket,
@@ -186,18 +186,39 @@ def test_md5_mismatch_once_recovers_on_the_retry(tarball_bucket: Served,
     assert (folder / download.COMPLETE_MARKER).exists()
 
 
-def test_tarball_with_a_traversal_member_is_refused(bucket: FakeBucket, tmp_path: Path) -> None:
-    data = make_tarball({"AOI_2_Vegas_Train/RGB-PanSharpen/a.tif": b"x",
-                         "../evil.txt": b"owned"})
+UNSAFE_MEMBERS = {
+    "traversal": ({"../evil.txt": b"owned"}, {}, "../evil.txt", "'..' in the path"),
+    "absolute": ({"/tmp/evil.txt": b"owned"}, {}, "/tmp/evil.txt", "absolute path"),
+    "symlink": ({}, {"AOI_2_Vegas_Train/geojson": ("sym", "../../../evil")},
+                "AOI_2_Vegas_Train/geojson", "symbolic link pointing outside"),
+    "hardlink": ({}, {"AOI_2_Vegas_Train/x.tif": ("hard", "/etc/passwd")},
+                 "AOI_2_Vegas_Train/x.tif", "hard link pointing outside"),
+    "device": ({}, {"AOI_2_Vegas_Train/evil": ("chr", "")}, "AOI_2_Vegas_Train/evil",
+               "device or FIFO"),
+}
+
+
+@pytest.mark.parametrize("case", list(UNSAFE_MEMBERS))
+def test_tarball_with_an_unsafe_member_is_refused(bucket: FakeBucket, tmp_path: Path,
+                                                  capfd: pytest.CaptureFixture,
+                                                  case: str) -> None:
+    files, links, member, problem = UNSAFE_MEMBERS[case]
+    data = make_tarball({"AOI_2_Vegas_Train/RGB-PanSharpen/a.tif": b"x", **files}, links)
     bucket.objects[KEY] = data
     manifest = write_manifest(tmp_path / "manifest.yaml", data)
     dest = tmp_path / "raw"
-    with pytest.raises(UnsafeArchiveError, match=r"refusing member '\.\./evil\.txt'"):
+    with pytest.raises(UnsafeArchiveError, match=f"refusing member {re.escape(repr(member))}: "
+                                                 f"{re.escape(problem)}"):
         download.download_tarball("vegas", "train", dest, endpoint=bucket.url,
                                   manifest=manifest, retry=FAST, progress=False)
-    assert not (tmp_path / "evil.txt").exists() and not (dest / "evil.txt").exists()
+    assert not list(tmp_path.rglob("evil*")) and not Path("/tmp/evil.txt").exists()
     assert not (dest / "AOI_2_Vegas_Train").exists()
     assert not list(dest.glob(".extract-*"))
+    # The command line says it in one line, without a traceback.
+    assert cli.main(["download", "--aoi", "vegas", "--tarball", "--endpoint", bucket.url,
+                     "--manifest", str(manifest), "--dest", str(dest)]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"refusing member {member!r}" in err[0]
 
 
 @pytest.mark.parametrize(("files", "links", "member", "problem"), [
@@ -206,6 +227,10 @@ def test_tarball_with_a_traversal_member_is_refused(bucket: FakeBucket, tmp_path
     ({}, {"link": ("sym", "../../outside")}, "link", "symbolic link pointing outside"),
     ({}, {"link": ("sym", "/etc/passwd")}, "link", "symbolic link pointing outside"),
     ({}, {"hard": ("hard", "../outside")}, "hard", "hard link pointing outside"),
+    ({}, {"hard": ("hard", "/etc/passwd")}, "hard", "hard link pointing outside"),
+    ({}, {"d/null": ("chr", "")}, "d/null", "device or FIFO"),
+    ({}, {"d/sda": ("blk", "")}, "d/sda", "device or FIFO"),
+    ({}, {"d/pipe": ("fifo", "")}, "d/pipe", "device or FIFO"),
 ])
 def test_safe_extract_refuses_and_names_the_member(tmp_path: Path, files: dict, links: dict,
                                                    member: str, problem: str) -> None:
@@ -336,16 +361,80 @@ def test_extracted_tarball_is_a_real_archive(tarball_bucket: Served) -> None:
     assert len(tarball_bucket.data) > 250_000
 
 
-def test_tile_whose_etag_is_not_an_md5_is_kept_when_two_downloads_agree(
-        bucket: FakeBucket, tmp_path: Path) -> None:
-    # S3 objects encrypted with KMS have an ETag that looks like, but is not, an md5.
+def test_tile_corrupted_the_same_way_twice_is_refused_naming_the_etag(
+        bucket: FakeBucket, tmp_path: Path, capfd: pytest.CaptureFixture) -> None:
+    # Two downloads that agree prove nothing when both disagree with the ETag's md5.
+    bucket.objects.update(tile_objects("AOI_2_Vegas", [1], image_bytes=5000))
+    bucket.corrupt_same.add(IMAGE.format(1))
+    code = cli.main(["download", "--aoi", "vegas", "--tiles", "1", "--endpoint", bucket.url,
+                     "--dest", str(tmp_path)])
+    err = capfd.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1
+    true_md5 = hashlib.md5(bucket.objects[IMAGE.format(1)]).hexdigest()
+    assert err[0].startswith(f"aerialsam download: error: {IMAGE.format(1)}: the same bytes "
+                             "arrived twice")
+    assert f"the ETag (the md5 of a single-part upload) is {true_md5}" in err[0]
+    assert len(bucket.gets(IMAGE.format(1))) == 2  # refused at the second, not after all retries
+    image = tmp_path / "AOI_2_Vegas_Train" / "RGB-PanSharpen" / (
+        "RGB-PanSharpen_AOI_2_Vegas_img1.tif")
+    assert not image.exists()
+    assert not [p for p in tmp_path.rglob("*") if p.is_file() and ".part" in p.name]
+
+
+def test_tile_whose_etag_disagrees_with_its_bytes_is_never_kept(bucket: FakeBucket,
+                                                                tmp_path: Path) -> None:
     bucket.objects.update(tile_objects("AOI_2_Vegas", [1]))
     bucket.etags[IMAGE.format(1)] = "f" * 32
+    with pytest.raises(DownloadError, match="f{32}; they were not kept"):
+        download.download_tiles("vegas", 1, tmp_path, endpoint=bucket.url, retry=FAST,
+                                progress=False)
+    assert not list((tmp_path / "AOI_2_Vegas_Train" / "RGB-PanSharpen").iterdir())
+
+
+def test_tile_with_a_multipart_etag_is_kept_after_its_length_check(bucket: FakeBucket,
+                                                                   tmp_path: Path) -> None:
+    # A multipart upload's ETag ("<md5 of the part md5s>-<parts>") is no md5 of the object.
+    bucket.objects.update(tile_objects("AOI_2_Vegas", [1]))
+    bucket.etags[IMAGE.format(1)] = "0123456789abcdef0123456789abcdef-3"
     folder = download.download_tiles("vegas", 1, tmp_path, endpoint=bucket.url, retry=FAST,
                                       progress=False)
     assert (folder / "RGB-PanSharpen" / "RGB-PanSharpen_AOI_2_Vegas_img1.tif").read_bytes() == (
         bucket.objects[IMAGE.format(1)])
-    assert len(bucket.gets(IMAGE.format(1))) == 2
+    assert len(bucket.gets(IMAGE.format(1))) == 1
+
+
+def test_a_tile_cut_short_on_disk_is_fetched_again(bucket: FakeBucket, tmp_path: Path) -> None:
+    # "Already there" means the listed size: a file an older version left cut short is not.
+    bucket.objects.update(tile_objects("AOI_2_Vegas", [1, 2], image_bytes=500))
+    folder = download.download_tiles("vegas", 2, tmp_path, endpoint=bucket.url, retry=FAST,
+                                      progress=False)
+    image = folder / "RGB-PanSharpen" / "RGB-PanSharpen_AOI_2_Vegas_img2.tif"
+    image.write_bytes(image.read_bytes()[:100])
+    download.download_tiles("vegas", 2, tmp_path, endpoint=bucket.url, retry=FAST,
+                            progress=False)
+    assert image.read_bytes() == bucket.objects[IMAGE.format(2)]
+    assert len(bucket.gets(IMAGE.format(2))) == 2 and len(bucket.gets(IMAGE.format(1))) == 1
+
+
+@pytest.mark.parametrize("endpoint", ["ftp://spacenet.example.org/bucket", "file:///etc",
+                                      "spacenet-dataset.s3.amazonaws.com", "https://"])
+def test_a_non_http_endpoint_is_refused_at_once_in_one_line(
+        endpoint: str, tmp_path: Path, capfd: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_network(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the endpoint was tried")
+    monkeypatch.setattr(urllib.request, "urlopen", no_network)
+    for mode in (["--tiles", "2"], ["--tarball"], ["--tiles", "2", "--dry-run"]):
+        code = cli.main(["download", "--aoi", "vegas", *mode, "--endpoint", endpoint,
+                         "--dest", str(tmp_path / "raw")])
+        err = capfd.readouterr().err.strip().splitlines()
+        assert code == 2
+        assert err == [f"aerialsam download: error: --endpoint: {endpoint!r} is not an "
+                       "http:// or https:// URL of a bucket (e.g. "
+                       "https://spacenet-dataset.s3.amazonaws.com)"]
+    with pytest.raises(InputError, match="not an http:// or https:// URL"):
+        BucketClient(endpoint)
+    assert not (tmp_path / "raw").exists()
 
 
 def test_an_empty_listing_is_an_error_not_a_silent_success(bucket: FakeBucket,

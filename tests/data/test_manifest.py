@@ -316,3 +316,17 @@ def test_plot_manifest_counts_draws_a_figure_per_dataset() -> None:
             assert heights == [a.tiles for a in manifest.dataset(dataset).aois]
         finally:
             plt.close(fig)
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (bytes(range(256)), "not UTF-8 text: NUL byte at byte offset 0"),
+    ("licence: Café\n".encode("latin-1"), "not UTF-8 text: byte 0xe9 at byte offset 12 (line 1)"),
+    (b"when: 2020-13-45\n", "not valid YAML (ValueError: month must be in 1..12)"),
+    (b"1: one\n", "manifest: unknown key(s) [1]"),
+])
+def test_unreadable_manifests_are_one_line(tmp_path: Path, data: bytes, message: str) -> None:
+    path = tmp_path / "manifest.yaml"
+    path.write_bytes(data)
+    with pytest.raises(InputError) as caught:
+        load_manifest(path)
+    assert message in str(caught.value) and "\n" not in str(caught.value)

@@ -138,3 +138,43 @@ def test_summary_without_csv_reads_geojson(demo_root: Path, tmp_path: Path) -> N
     summary = spacenet.aoi_summary(copy)
     assert summary.loc["Khartoum", "empty tiles"] == 1
     assert 0.23 < spacenet.pixel_size_m(36.2)[0] < 0.25
+
+
+def test_malformed_geojson_features_are_named(tmp_path: Path) -> None:
+    ring = [[-115.2, 36.2], [-115.1, 36.2], [-115.1, 36.1], [-115.2, 36.2]]
+    bad = {"type": "FeatureCollection", "features": [
+        {"type": "Feature", "id": 4, "properties": {},
+         "geometry": {"type": "Polygon", "coordinates": [ring[:3]]}}]}
+    path = tmp_path / "labels.geojson"
+    path.write_text(json.dumps(bad))
+    with pytest.raises(InputError, match=r"feature 0 \(id 4\): ring 0: a ring needs at least"):
+        spacenet.read_geojson(path)
+    path.write_text(json.dumps(bad).replace("-115.1, 36.1", "NaN, 36.1"))
+    with pytest.raises(InputError, match="non-finite coordinate nan"):
+        spacenet.read_geojson(path)
+    bad["features"][0]["geometry"]["coordinates"] = [[[1e6, 36.2], *ring[1:3], [1e6, 36.2]]]
+    path.write_text(json.dumps(bad))
+    with pytest.raises(InputError, match=r"coordinate \(1e\+06, 36.2\) is no longitude"):
+        spacenet.read_geojson(path)
+
+
+def test_geojson_in_marked_utf16_is_read(tmp_path: Path) -> None:
+    square = gpd.GeoDataFrame({"note": ["Café"]}, geometry=[box(0, 0, 1, 1)], crs=4326)
+    path = tmp_path / "labels.geojson"
+    path.write_bytes(square.to_json().encode("utf-16"))
+    frame = spacenet.read_geojson(path)
+    assert frame["note"].tolist() == ["Café"] and frame.geometry.iloc[0].equals(box(0, 0, 1, 1))
+    path.write_bytes('{"type": "FeatureCollection", "name": "Café", "features": []}'
+                     .encode("latin-1"))
+    with pytest.raises(InputError, match="not UTF-8 text"):
+        spacenet.read_geojson(path)
+
+
+def test_summary_csv_values_are_checked(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text('ImageId,BuildingId,PolygonWKT_Pix\nA_img1,x,"POLYGON ((0 0,1 0,1 1,0 0))"\n')
+    with pytest.raises(InputError, match=r"bad.csv, line 2: column 'BuildingId': 'x' is not an "):
+        spacenet.read_summary_csv(bad)
+    bad.write_text('ImageId,BuildingId,PolygonWKT_Pix\nA_img1,1,"POLYGON ((0 0,1 nan,1 1,0 0))"\n')
+    with pytest.raises(InputError, match=r"bad.csv, line 2: non-finite coordinate"):
+        spacenet.read_summary_csv(bad)

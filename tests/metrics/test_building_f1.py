@@ -188,3 +188,15 @@ def test_pixel_scores_per_image_and_overall() -> None:
     assert overall == pytest.approx({"tp": 4, "fp": 2, "fn": 0, "iou": 4 / 6, "f1": 0.8})
     with pytest.raises(ValueError, match="shape"):
         building_f1.pixel_scores(pred[0], truth_masks)
+
+
+@pytest.mark.parametrize(("value", "message"), [("nan", "non-finite Confidence 'nan'"),
+                                                ("-inf", "non-finite Confidence '-inf'"),
+                                                ("", "non-numeric Confidence ''")])
+def test_confidence_must_be_a_finite_number(tmp_path: Path, value: str, message: str) -> None:
+    path = tmp_path / "conf.csv"
+    path.write_text("ImageId,BuildingId,PolygonWKT_Pix,Confidence\n"
+                    f'{VEGAS},0,"POLYGON ((0 0,10 0,10 10,0 0))",{value}\n'
+                    f"{VEGAS},-1,POLYGON EMPTY,\n")
+    with pytest.raises(InputError, match=rf"conf\.csv, line 2: {message}"):
+        building_f1.read_proposals_csv(path)

@@ -7,6 +7,8 @@ saved by the tests themselves in the official format.
 from __future__ import annotations
 
 import http.server
+import os
+import random
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -156,3 +158,54 @@ def test_checkpoint_without_model_entry(tiny_state: dict, tmp_path: Path) -> Non
     torch.save(tiny_state, path)  # a bare state dict, not {"model": ...}
     with pytest.raises(checkpoints.CheckpointError, match="no 'model' state dict"):
         checkpoints.read_checkpoint(path)
+
+
+class _RunsCode:
+    """Pickles as a call of ``os.mkdir``: an unsafe load would make ``self.marker``."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return os.mkdir, (str(self.marker),)
+
+
+def test_checkpoint_that_would_run_code_is_refused_unrun(tmp_path: Path) -> None:
+    marker = tmp_path / "the_pickle_ran"
+    path = tmp_path / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": {"w": torch.zeros(2)}, "extra": _RunsCode(marker)}, path)
+    with pytest.raises(checkpoints.CheckpointError) as info:
+        checkpoints.read_checkpoint(path)
+    message = str(info.value)
+    assert message.startswith(f"{path}: not a readable PyTorch checkpoint (Trying to load "
+                              "unsupported GLOBAL posix.mkdir")
+    assert "would run code (refused)" in message and len(message.splitlines()) == 1
+    assert not marker.exists()
+
+
+def test_damaged_checkpoints_are_checkpoint_errors_never_other_exceptions(
+        tmp_path: Path) -> None:
+    """Cut short anywhere or with bytes changed anywhere, a checkpoint loads or is refused
+    with a one-line CheckpointError: whatever torch.load raises inside is caught."""
+    good = tmp_path / "good.pt"
+    torch.save({"model": {"w": torch.randn(20, 20), "b": torch.randn(5)}}, good)
+    data = good.read_bytes()
+    rng = random.Random(0)
+    path = tmp_path / "damaged.pt"
+    refused = 0
+    for trial in range(300):
+        if trial < 150:
+            content = data[:rng.randrange(len(data))]
+        else:
+            changed = bytearray(data)
+            for _ in range(rng.randint(1, 4)):
+                changed[rng.randrange(len(changed))] = rng.randrange(256)
+            content = bytes(changed)
+        path.write_bytes(content)
+        try:
+            checkpoints.read_checkpoint(path)
+        except checkpoints.CheckpointError as exc:
+            assert str(exc).startswith(f"{path}: ") and len(str(exc).splitlines()) == 1
+            refused += 1
+    assert refused >= 150  # every cut file at least
+

@@ -348,6 +348,13 @@ def test_stretch_file_round_trip_and_bad_file(tmp_path: Path) -> None:
         load_stretches(tmp_path / "bad.json")
 
 
+def test_a_killed_writers_temporary_is_no_source(tmp_path: Path) -> None:
+    data = np.ones((3, 40, 40), np.uint16)
+    write_raster(tmp_path / "a.tif", data)
+    (tmp_path / ".a.4242-abcdefgh.part.tif").write_bytes(b"II*\x00 cut short")
+    assert [s.path.name for s in chips.find_sources(tmp_path)] == ["a.tif"]
+
+
 def test_spacenet_aoi_folder_is_a_source(img1010: Path, tmp_path: Path) -> None:
     aoi_dir = tmp_path / "AOI_2_Vegas_Train" / "RGB-PanSharpen"
     aoi_dir.mkdir(parents=True)

@@ -105,3 +105,19 @@ def test_every_split_gets_a_block_when_there_are_enough(seed: int) -> None:
     for _, group in table.groupby("aoi"):
         assert group["block"].nunique() == 4
         assert set(group["split"]) == {"train", "val", "test"}
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ("AOI_2_Vegas,AOI_2_Vegas_img1,/a.tif,train,b\nAOI_2_Vegas,AOI_2_Vegas_img2,/b.tif,hold,b\n",
+     "splits.csv, line 3: unknown split name(s) ['hold']"),
+    ("AOI_2_Vegas,,/a.tif,train,b\n", "splits.csv, line 2: column 'image_id' is empty"),
+])
+def test_read_splits_names_the_line(tmp_path: Path, body: str, message: str) -> None:
+    path = tmp_path / "splits.csv"
+    path.write_text("aoi,image_id,source,split,block\n" + body)
+    with pytest.raises(InputError) as caught:
+        splits.read_splits(path)
+    assert message in str(caught.value)
+    path.write_bytes(b"\xff\xd8\xff\xe0 a jpeg")
+    with pytest.raises(InputError, match="not UTF-8 text: byte 0xff at byte offset 0"):
+        splits.read_splits(path)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,7 @@ from aerialsam.models.sam2 import load_sam2, save_random_checkpoint
 from aerialsam.models.sam2_calls import encode
 from aerialsam.training import embedding_cache, kinds, loop, runs, tasks
 from aerialsam.training.embedding_cache import EmbeddingCache, checkpoint_identity, model_key
+from aerialsam.training.train_config import TrainConfig
 from tests.training_helpers import (
     assert_same_weights,
     checkpoint_weights,
@@ -127,6 +130,9 @@ def test_nan_loss_stops_keeps_last_good_checkpoint_and_resumes(
     assert len(message.splitlines()) == 1
     assert message.startswith(str(run_dir)), message
     assert "nan" in message and "step 4" in message
+    # it names a checkpoint that exists, and only options that exist (--lr; amp was off)
+    assert f"the newest checkpoint is {run_dir / runs.CHECKPOINTS / 'step_000002.pt'}" in message
+    assert "--lr" in message and "--amp" not in message and "amp: off" not in message
     # step 3 was logged but never checkpointed; the last good checkpoint is step 2's
     assert train_steps(run_dir) == [1, 2, 3]
     assert not (run_dir / runs.MODEL_FILE).exists()
@@ -137,6 +143,113 @@ def test_nan_loss_stops_keeps_last_good_checkpoint_and_resumes(
     loop.train(tiny_config(**UNET), data, run_dir, resume=True)
     assert train_steps(run_dir) == [1, 2, 3, 4]
     assert_same_weights(final_weights(run_dir), final_weights(unet_straight))
+
+
+def test_nan_loss_before_any_checkpoint_says_there_is_none(
+        data: loop.TrainData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run_dir = tmp_path / "nan_first"
+    nan_at_call(monkeypatch, 1)
+    with pytest.raises(loop.TrainingError) as caught:
+        loop.train(tiny_config(**UNET, amp="bf16"), data, run_dir)
+    message = str(caught.value)
+    assert len(message.splitlines()) == 1 and "at step 1" in message
+    assert "no checkpoint was saved yet" in message and "last.pt" not in message
+    assert not (run_dir / runs.CHECKPOINTS).exists()
+    # amp is a YAML key, not a command option
+    assert "`amp: off` in its YAML configuration (this run used bf16)" in message
+    assert "--amp" not in message
+
+
+def straight_unet(checkpoint_every: int) -> TrainConfig:
+    """The configuration of ``unet_straight`` with checkpoints at other steps (checkpoints
+    draw no random numbers: the weights stay those of ``unet_straight``)."""
+    return tiny_config(**{**UNET, "checkpoint_every": checkpoint_every})
+
+
+def damage(path: Path, how: str) -> None:
+    """Truncate a checkpoint, overwrite it with garbage or with a code-running pickle."""
+    if how == "truncated":
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    elif how == "garbage":
+        path.write_bytes(os.urandom(4096))
+    else:
+        raise ValueError(how)
+
+
+@pytest.mark.parametrize(("case", "stop", "resumes_at"), [
+    ("no_last", 1, 1),          # died after step_000001.pt, before its first whole last.pt
+    ("stale_last", 3, 3),       # died between step_000003.pt and last.pt: last.pt is step 2
+    ("truncated_last", 3, 3),   # last.pt cut short: named, skipped, step_000003.pt used
+    ("all_damaged", 2, 0),      # nothing whole: the run starts again from its run.json
+])
+def test_resume_takes_the_newest_whole_checkpoint(
+        case: str, stop: int, resumes_at: int, unet_straight: Path, data: loop.TrainData,
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    run_dir = tmp_path / case
+    config = straight_unet(checkpoint_every=1)
+    loop.train(config, data, run_dir, stop_after=stop)
+    folder = run_dir / runs.CHECKPOINTS
+    if case == "no_last":
+        (folder / runs.LAST).unlink()
+    elif case == "stale_last":
+        shutil.copy(folder / "step_000002.pt", folder / runs.LAST)
+    elif case == "truncated_last":
+        damage(folder / runs.LAST, "truncated")
+    else:
+        for path in folder.iterdir():
+            damage(path, "garbage" if path.name == runs.LAST else "truncated")
+    # what a writer killed mid-checkpoint leaves (its process is gone)
+    dead = subprocess.Popen([sys.executable, "-c", ""])
+    dead.wait()
+    partial = folder / f".last.{dead.pid}-abcd1234.part.pt"
+    partial.write_bytes(b"left by a kill -9")
+    caplog.set_level("INFO", logger="aerialsam.training")
+    result = loop.train(config, data, run_dir, resume=True)
+    assert result.step == 4
+    assert_same_weights(final_weights(run_dir), final_weights(unet_straight))
+    assert train_steps(run_dir) == [1, 2, 3, 4]
+    losses = [r["loss"] for r in read_metrics(run_dir) if r["split"] == "train"]
+    assert losses == [r["loss"] for r in read_metrics(unet_straight) if r["split"] == "train"]
+    assert not partial.exists()
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    resumed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("resuming")]
+    if resumes_at:
+        assert resumed == [f"resuming {case} at step {resumes_at} of 4 from "
+                           f"step_{resumes_at:06d}.pt"]
+    else:
+        assert not resumed and warnings[-1].endswith("starting again from step 0 with the "
+                                                     "saved configuration")
+    damaged = {"no_last": [], "stale_last": [], "truncated_last": [runs.LAST],
+               "all_damaged": [runs.LAST, "step_000002.pt", "step_000001.pt"]}[case]
+    skipped = [w for w in warnings if w.startswith("skipping a damaged checkpoint")]
+    assert len(skipped) == len(damaged)
+    for warning, name in zip(skipped, damaged, strict=True):
+        assert f"{folder / name}: not a readable PyTorch checkpoint" in warning, warning
+
+
+def test_a_run_killed_while_finishing_finishes_on_resume(
+        unet_straight: Path, data: loop.TrainData, tmp_path: Path) -> None:
+    """model.pt written, run.json not yet final: the run is not done, resuming finishes it."""
+    run_dir = tmp_path / "finishing"
+    shutil.copytree(unet_straight, run_dir)
+    config = tiny_config(**UNET)
+    runs.write_run_json(run_dir, config, chip_size=256, overlap=32)  # as before _finish
+    result = loop.train(config, data, run_dir, resume=True)
+    assert result.step == 4 and runs.read_run(run_dir)["step"] == 4
+    assert_same_weights(final_weights(run_dir), final_weights(unet_straight))
+
+
+def test_checkpoint_that_is_no_training_state_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "last.pt"
+    torch.save({"model": {}, "step": 3}, path)
+    with pytest.raises(InputError) as caught:
+        runs.load_checkpoint(path)
+    assert str(caught.value) == (f"{path}: not a training checkpoint (no optimizer, scheduler, "
+                                 "scaler, rng); resuming skips it")
+    torch.save([1, 2], path)
+    with pytest.raises(InputError, match="not a training checkpoint"):
+        runs.load_checkpoint(path)
+    assert runs.resume_checkpoint(tmp_path) is None  # no checkpoints/ folder at all
 
 
 def test_resuming_a_finished_run(unet_straight: Path, data: loop.TrainData,
@@ -187,8 +300,6 @@ def test_refusals_before_training(data: loop.TrainData, tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"other settings \(lr, steps\)"):
         loop.train(tiny_config(model="unet", steps=3, lr=1e-3), data, tmp_path / "taken",
                     resume=True)
-    with pytest.raises(InputError, match="nothing to resume"):
-        loop.train(config, data, tmp_path / "taken", resume=True)
 
 
 # --- the embedding cache, on its own ----------------------------------------------------

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from aerialsam.errors import InputError
+from aerialsam.inputs import field_types
 from aerialsam.training.train_config import TrainConfig, from_profile, load_config, make_config
 
 
@@ -92,3 +93,68 @@ def test_make_config_names_its_source() -> None:
     with pytest.raises(InputError, match="unknown key") as caught:
         make_config({"model": "unet", "epochs": 3}, source="runs/x/run.json")
     assert caught.value.source == "runs/x/run.json"
+
+
+def _fields_of(kind: type) -> list[str]:
+    return [name for name, hint in field_types(TrainConfig).items() if hint is kind]
+
+
+@pytest.mark.parametrize(("kind", "value", "problem"), [
+    (int, '"abc"', "expected an integer, found string 'abc'"),
+    (int, "2.5", "expected an integer, found float 2.5"),
+    (float, ".nan", "must be a finite number, found nan"),
+    (float, "-.inf", "must be a finite number, found -inf"),
+    (bool, '"yes"', "expected true or false, found string 'yes'"),
+    (bool, "1", "expected true or false, found integer 1"),
+    (str, "[a]", "expected a string"),
+])
+def test_every_field_is_typed_from_its_annotation(tmp_path: Path, kind: type, value: str,
+                                                  problem: str) -> None:
+    # every field of the kind, those added later included: the schema comes from the class
+    names = _fields_of(kind)
+    assert names, kind
+    for name in names:
+        path = write(tmp_path / "run.yaml", f"{name}: {value}\n")
+        with pytest.raises(InputError) as caught:
+            load_config(path)
+        assert caught.value.source == str(path), name
+        assert caught.value.problem.startswith(f"{name}: {problem}"), caught.value.problem
+
+
+def test_numbers_as_people_write_them(tmp_path: Path) -> None:
+    path = write(tmp_path / "run.yaml", "lr: 3e-4\nsteps: 1.0e+3\naugment: no\nbox_jitter: 0\n")
+    config = load_config(path)
+    assert (config.lr, config.steps, config.augment, config.box_jitter) == (3e-4, 1000, False, 0.0)
+    assert isinstance(config.steps, int) and isinstance(config.box_jitter, float)
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    ("seed: -1\n", "seed: must be at least 0, got -1"),
+    ("box_jitter: 1.5\n", "box_jitter: must be between 0 and 1, got 1.5"),
+    ("clip_grad: 0\n", "clip_grad: must be positive, got 0.0"),
+    ("image_size: 100\n", "image_size: must be a positive multiple of 32"),
+    ("model: cnn\n", "model: unknown value 'cnn'"),
+    ("profile: huge\n", "profile: unknown profile 'huge'"),
+    ("profile: [smoke]\n", "profile: unknown profile ['smoke']"),
+    ("aois: AOI_2_Vegas\n", "aois: expected a list or null"),
+])
+def test_bounds_and_choices_name_the_file(tmp_path: Path, text: str, problem: str) -> None:
+    path = write(tmp_path / "run.yaml", text)
+    with pytest.raises(InputError) as caught:
+        load_config(path)
+    assert caught.value.source == str(path) and problem in caught.value.problem
+
+
+def test_binary_and_non_utf8_files_are_refused(tmp_path: Path) -> None:
+    binary = tmp_path / "run.yaml"
+    binary.write_bytes(bytes(range(256)))
+    with pytest.raises(InputError, match="not UTF-8 text"):
+        load_config(binary)
+
+
+def test_objects_made_in_code_are_bounded_too() -> None:
+    with pytest.raises(InputError, match="must be a finite number, got nan") as caught:
+        TrainConfig(lr=float("nan"))
+    assert caught.value.source == "lr"
+    with pytest.raises(InputError, match="workers: must be at least 0"):
+        make_config({"workers": -1}, source="runs/x/run.json")
