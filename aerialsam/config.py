@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from aerialsam.errors import InputError
+from aerialsam.inputs import check_fields
 
 AOIS: tuple[str, ...] = ("AOI_2_Vegas", "AOI_3_Paris", "AOI_4_Shanghai", "AOI_5_Khartoum")
 
@@ -123,7 +124,8 @@ PROFILES: dict[str, Profile] = {
         name="smoke",
         data_source="demo",
         tiles_per_aoi=3,
-        road_tiles_per_aoi=1,
+        # three road tiles per city: one each to train on, to validate and to test
+        road_tiles_per_aoi=3,
         chip_size=256,
         chip_overlap=32,
         sam_image_size=256,
@@ -185,11 +187,12 @@ def load_profile(name: str | Profile,
         **overrides: field values to replace, e.g. ``tiles_per_aoi=5``.
 
     Raises:
-        InputError: for an unknown profile name or an unknown field.
+        InputError: for an unknown profile name, an unknown field, or an override whose type
+            the field's annotation refuses (:func:`aerialsam.inputs.check_fields`).
     """
     if isinstance(name, Profile):
         base = name
-    elif name in PROFILES:
+    elif isinstance(name, str) and name in PROFILES:
         base = PROFILES[name]
     else:
         raise InputError("profile", f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
@@ -197,7 +200,7 @@ def load_profile(name: str | Profile,
     unknown = sorted(set(overrides) - known)
     if unknown:
         raise InputError("profile", f"unknown setting(s) {unknown}; known: {sorted(known)}")
-    return dataclasses.replace(base, **overrides)
+    return dataclasses.replace(base, **check_fields(Profile, overrides, "profile"))
 
 
 @dataclass(frozen=True)
@@ -225,6 +228,27 @@ class StagePaths:
     def splits(self) -> Path:
         """Train/val/test assignment of source tiles."""
         return self.root / "splits.csv"
+
+    @property
+    def road_chips(self) -> Path:
+        """Chips of the SpaceNet 3 road tiles (their own grid and index)."""
+        return self.root / "road_chips"
+
+    @property
+    def road_masks(self) -> Path:
+        """Road masks on the road chips' grids."""
+        return self.root / "road_masks"
+
+    @property
+    def road_splits(self) -> Path:
+        """Train/val/test assignment of the road tiles."""
+        return self.root / "road_splits.csv"
+
+    def training_data(self, task: str) -> tuple[Path, Path, Path]:
+        """``(chips, masks, splits)`` of a task: ``buildings`` or ``roads``."""
+        if task == "roads":
+            return self.road_chips, self.road_masks, self.road_splits
+        return self.chips, self.masks, self.splits
 
     @property
     def runs(self) -> Path:

@@ -57,3 +57,18 @@ def smoke_train_data(smoke_data_dir: Path) -> TrainData:
     """The training stages of :func:`smoke_data_dir`."""
     paths = config.stage_paths(smoke_data_dir)
     return TrainData(paths.chips, paths.masks, paths.splits)
+
+
+@pytest.fixture(scope="session")
+def smoke_road_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The smoke profile's road stages for Vegas (three SpaceNet 3 tiles: train, val, test)."""
+    data_dir = tmp_path_factory.mktemp("road_data")
+    profile = config.load_profile("smoke", aois=("AOI_2_Vegas",))
+    datasets.prepare_training_data(profile, data_dir, task="roads")
+    return data_dir
+
+
+@pytest.fixture(scope="session")
+def smoke_road_data(smoke_road_data_dir: Path) -> TrainData:
+    """The road training stages of :func:`smoke_road_data_dir`."""
+    return TrainData(*config.stage_paths(smoke_road_data_dir).training_data("roads"))

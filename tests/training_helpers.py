@@ -28,7 +28,7 @@ def fake_validation_row(ctx: Any, step: int, epoch: int, final: bool) -> dict[st
     """A stand-in for ``logs.validation_row`` (tile F1 costs seconds; tests that do not look
     at it skip it): a fixed row of the same shape."""
     row: dict[str, Any] = {"step": step, "epoch": epoch, "split": "val", "loss": 0.25,
-                           "pixel_iou": 0.5, "f1": 0.0, "threshold": 0.5}
+                           "pixel_iou": 0.5, "f1": 0.0, "apls": 0.0, "threshold": 0.5}
     if final:
         row.update(oracle=False, f1_per_threshold={"0.5": 0.0})
     return row

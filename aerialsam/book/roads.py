@@ -18,10 +18,8 @@ import pandas as pd
 import shapely
 from scipy import ndimage
 
-from aerialsam.config import Profile, stage_paths
 from aerialsam.data import spacenet, spacenet3
-from aerialsam.data.demo_roads import make_road_demo
-from aerialsam.errors import InputError
+from aerialsam.data.demo_roads import prepare_road_raw as prepare_road_raw  # the chapter's
 from aerialsam.inference import road_graph, road_vectorize
 from aerialsam.io import open_raster
 from aerialsam.metrics import apls
@@ -73,21 +71,6 @@ def load_scene(image: str | Path, labels: str | Path, stretch: Stretch | None = 
     grid = read_grid(image)
     lines = spacenet.to_pixel(spacenet3.read_road_geojson(labels), grid.transform)
     return RoadScene(spacenet.image_id(labels), np.moveaxis(pixels, 0, -1), lines, labels, grid)
-
-
-def prepare_road_raw(profile: Profile, data_dir: str | Path) -> Path:
-    """The raw folder with the profile's SpaceNet 3 AOIs: made when synthetic.
-
-    Raises:
-        InputError: a ``full`` profile whose raw folder holds no SpaceNet 3 tiles.
-    """
-    raw = stage_paths(data_dir).raw
-    if profile.synthetic:
-        make_road_demo(raw, profile.road_tiles_per_aoi or 1, profile.seed, profile.aois)
-    elif not raw.is_dir() or not spacenet3.find_aoi_dirs(raw):
-        raise InputError(raw, "no SpaceNet 3 tiles here; download them first (aerialsam "
-                              f"download --dataset roads --tiles N --dest {raw})")
-    return raw
 
 
 def city_scenes(raw: str | Path, seed: int = 0) -> dict[str, RoadScene]:

@@ -11,8 +11,10 @@ from pathlib import Path
 from aerialsam.cli.options import ALL_AOIS, selected_aois
 from aerialsam.config import stage_paths
 from aerialsam.errors import InputError
-from aerialsam.evaluation.per_city import ZERO_SHOT, ZeroShot, evaluate
+from aerialsam.evaluation.per_city import ZERO_SHOT, ZeroShot, evaluate, held_out
+from aerialsam.evaluation.roads import evaluate_roads
 from aerialsam.inference.chip_models import AutoSettings
+from aerialsam.inference.prediction import check_sources
 from aerialsam.models.variants import RANDOM, check_image_size
 from aerialsam.prep.stretch import STRETCH_FILE
 from aerialsam.training.kinds import kind_of
@@ -33,19 +35,39 @@ def _check_models(models: list[str], image_size: int | None) -> None:
                                     f"--image-size {image_size}; evaluate it at its own size")
 
 
+def _task(models: list[str], asked: str | None) -> str:
+    """The task to score: ``--task``, else the runs' own (one for all), else buildings.
+
+    Raises:
+        InputError: a run trained for another task than the others or than ``--task``.
+    """
+    tasks = {model: read_run(model)["config"].task for model in models if model not in ZERO_SHOT}
+    task = asked or next(iter(tasks.values()), "buildings")
+    for model, trained in tasks.items():
+        if trained != task:
+            raise InputError(model, f"was trained for {trained}, not {task}: evaluate building "
+                                    "and road runs separately (--task)")
+    return task
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     """Handle ``aerialsam evaluate``: print the summary table."""
     _check_models(args.models, args.image_size)
+    task = _task(args.models, args.task)
     paths = stage_paths(args.data)
+    chips, _, splits = paths.training_data(task)
     aois = None if args.aoi == ALL_AOIS else selected_aois(args.aoi)
+    # the held-out tiles, checked as `predict` checks its images, before any model loads
+    check_sources(held_out(splits, args.split, aois))
     image_size = check_image_size(args.image_size or 1024)
     zero_shot = ZeroShot(args.variant, args.checkpoint, image_size,
                          AutoSettings(points_per_side=args.points_per_side), args.device)
     if args.checkpoint == RANDOM:
         print("note: zero-shot SAM 2 with random weights: its scores mean nothing")
-    stretch = paths.chips / STRETCH_FILE
-    summary = evaluate(args.models, paths.splits, paths.reports / args.name, args.split, aois,
-                       zero_shot, stretch if stretch.exists() else None, args.overlap)
+    stretch = chips / STRETCH_FILE
+    score = evaluate_roads if task == "roads" else evaluate
+    summary = score(args.models, splits, paths.reports / args.name, args.split, aois,
+                    zero_shot, stretch if stretch.exists() else None, args.overlap)
     print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(paths.reports / args.name / "summary.csv")
     return 0

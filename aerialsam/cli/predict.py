@@ -6,8 +6,10 @@ Its options are declared in :mod:`aerialsam.cli.model_commands`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
+from aerialsam.cli.options import check_chip_size
 from aerialsam.device import pick_device
 from aerialsam.errors import InputError
 from aerialsam.inference.chip_models import AutoSettings, BuildingFilter, sam2_factory
@@ -15,27 +17,43 @@ from aerialsam.inference.prediction import (
     ChipModelFactory,
     TileOptions,
     VectorizeOptions,
+    check_sources,
     predict_images,
 )
 from aerialsam.inference.prompts import read_prompt_file
+from aerialsam.inference.road_graph import DEFAULT_OPTIONS, RoadGraphOptions
+from aerialsam.inference.road_oracle import sam2_road_factory
+from aerialsam.inference.road_prediction import RoadOutputs
 from aerialsam.models.sam2 import load_sam2
 from aerialsam.models.variants import check_image_size
 from aerialsam.prep.chips import find_sources
 from aerialsam.prep.stretch import STRETCH_FILE
 from aerialsam.training.kinds import kind_of
-from aerialsam.training.runs import load_run_model
+from aerialsam.training.runs import load_run_model, read_run
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """Handle ``aerialsam predict``: print the proposal CSV's path."""
+    """Handle ``aerialsam predict``: print the combined CSV's path (proposals or roads)."""
     if args.batch_size < 1:
         raise InputError("--batch-size", f"must be at least 1, got {args.batch_size}")
+    if args.task == "roads" and args.mode not in ("auto", "oracle"):
+        raise InputError("--mode", f"roads take --mode auto or oracle, not {args.mode}: a "
+                                   "road network has no boxes or points to prompt with")
     if args.mode in ("box", "point") and args.prompts is None:
         raise InputError("--prompts", f"--mode {args.mode} needs a prompt file")
+    if args.size is not None:
+        check_chip_size(args.size)
     prompts = read_prompt_file(args.prompts) if args.mode in ("box", "point") else None
     sources = find_sources(args.src)
-    if args.model == "sam2":
+    # the same checks for every model, before one is loaded (seconds, or a download)
+    check_sources(sources, args.out_dir)
+    if args.model == "sam2" and args.task == "roads":
+        factory, params, image_size, threshold = _pretrained_roads(args, sources)
+    elif args.model == "sam2":
         factory, params, image_size, threshold = _pretrained(args, sources, prompts)
+    elif args.task is not None:
+        raise InputError("--task", "a run folder draws what it was trained for; --task is for "
+                                   "zero-shot sam2")
     elif Path(args.model).is_dir():
         factory, params, image_size, threshold = _from_run(args, sources, prompts)
     else:
@@ -48,9 +66,27 @@ def run_predict(args: argparse.Namespace) -> int:
         stretch = Path(args.model) / STRETCH_FILE  # read imagery as the run's chips were
     report = predict_images(sources, args.out_dir, factory, params,
                             TileOptions(size, args.overlap, args.batch_size, args.tta),
-                            VectorizeOptions(threshold=threshold), stretch)
+                            VectorizeOptions(threshold=threshold), stretch,
+                            outputs=_road_outputs(args, threshold))
     print(report.proposals_path)
     return 0
+
+
+def _road_outputs(args: argparse.Namespace, threshold: float) -> RoadOutputs | None:
+    """A road run's outputs (its validated graph setting, ``--threshold`` first); else None.
+
+    A run records its task, so ``aerialsam predict RUN_DIR`` draws roads for a road run
+    without being told; zero-shot SAM 2 draws them with ``--task roads``.
+    """
+    if args.model == "sam2":
+        roads = args.task == "roads"
+        return RoadOutputs(dataclasses.replace(DEFAULT_OPTIONS, threshold=threshold)) \
+            if roads else None
+    run = read_run(args.model)
+    if run["config"].task != "roads":
+        return None
+    saved = run.get("road_graph", dataclasses.asdict(DEFAULT_OPTIONS))
+    return RoadOutputs(RoadGraphOptions(**{**saved, "threshold": threshold}))
 
 
 def _auto(args: argparse.Namespace) -> AutoSettings:
@@ -70,6 +106,18 @@ def _pretrained(args: argparse.Namespace, sources: list, prompts: object
               "checkpoint": args.checkpoint or "official", "image_size": image_size,
               "mode": args.mode, "prompts": str(args.prompts) if prompts is not None else None,
               "auto": _auto(args).__dict__ if args.mode == "auto" else None}
+    return factory, params, image_size, 0.5
+
+
+def _pretrained_roads(args: argparse.Namespace, sources: list
+                      ) -> tuple[ChipModelFactory, dict, int, float]:
+    """Zero-shot SAM 2 on roads (``auto`` or ``oracle``): chip models, parameters, size."""
+    image_size = check_image_size(args.image_size)
+    model = load_sam2(args.variant, args.checkpoint, args.device, image_size)
+    factory = sam2_road_factory(model, args.mode, sources, _auto(args))
+    params = {"model": "sam2", "task": "roads", "variant": args.variant,
+              "checkpoint": args.checkpoint or "official", "image_size": image_size,
+              "mode": args.mode, "auto": _auto(args).__dict__ if args.mode == "auto" else None}
     return factory, params, image_size, 0.5
 
 

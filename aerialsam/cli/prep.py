@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from aerialsam.cli.options import check_chip_size
 from aerialsam.errors import AerialSamError
 from aerialsam.prep import chip_masks, chips, masks, road_masks
 
@@ -81,6 +82,7 @@ def add_chip(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_chip(args: argparse.Namespace) -> int:
+    check_chip_size(args.size)  # before any tile is read: a chip side that cannot fit memory
     report = chips.chip_sources(args.src, args.out_dir, size=args.size, overlap=args.overlap,
                                 workers=args.workers, seed=args.seed, stretch_path=args.stretch,
                                 aoi=args.aoi)

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import shapely
 from affine import Affine
 from rasterio import features
@@ -30,7 +29,7 @@ from aerialsam.config import Profile, stage_paths
 from aerialsam.data import spacenet
 from aerialsam.data.demo_layouts import LAYOUTS, TILE, Building, Road
 from aerialsam.errors import InputError
-from aerialsam.io import atomic_path, record_params
+from aerialsam.io import atomic_path, record_params, write_raster
 
 log = logging.getLogger(__name__)
 
@@ -277,8 +276,7 @@ def write_image(path: Path, pixels: np.ndarray, transform: Affine) -> None:
     profile = {"driver": "GTiff", "dtype": "uint16", "count": 3, "width": pixels.shape[2],
                "height": pixels.shape[1], "crs": "EPSG:4326", "transform": transform,
                "interleave": "pixel"}
-    with atomic_path(path) as tmp, rasterio.open(tmp, "w", **profile) as dst:
-        dst.write(pixels)
+    write_raster(path, pixels, **profile)
 
 
 def _apply(transform: Affine | None, coords: object) -> np.ndarray:

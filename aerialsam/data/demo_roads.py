@@ -50,6 +50,7 @@ from scipy import ndimage
 from shapely.geometry import Polygon, box
 from tqdm.auto import tqdm
 
+from aerialsam.config import Profile, stage_paths
 from aerialsam.data import demo, spacenet, spacenet3
 from aerialsam.data.demo_layouts import LAYOUTS, Building
 from aerialsam.data.demo_road_layouts import (
@@ -357,3 +358,20 @@ def _write_geojson(path: Path, roads: list[RoadSegment], transform: Affine,
                                    _apply(transform, road.line)).tolist()}}
                  for i, road in enumerate(roads, start=1)]
     demo.write_feature_collection(path, features_)
+
+
+def prepare_road_raw(profile: Profile, data_dir: str | Path) -> Path:
+    """The raw folder with the profile's SpaceNet 3 AOIs under ``data_dir``: made if synthetic.
+
+    The road AOIs share the raw folder with the SpaceNet 2 ones (their folder names differ).
+
+    Raises:
+        InputError: a ``full`` profile whose raw folder holds no SpaceNet 3 tiles.
+    """
+    raw = stage_paths(data_dir).raw
+    if profile.synthetic:
+        make_road_demo(raw, profile.road_tiles_per_aoi or 1, profile.seed, profile.aois)
+    elif not raw.is_dir() or not spacenet3.find_aoi_dirs(raw):
+        raise InputError(raw, "no SpaceNet 3 tiles here; download them first (aerialsam "
+                              f"download --dataset roads --tiles N --dest {raw})")
+    return raw

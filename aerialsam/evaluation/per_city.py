@@ -131,6 +131,9 @@ def _factory(model: str, sources: list[Source], zero_shot: ZeroShot
         return factory, params, zero_shot.image_size, None, 0.5, None
     net, run = load_run_model(model, pick_device(zero_shot.device))
     config = run["config"]
+    if config.task != "buildings":
+        raise InputError(model, f"was trained for {config.task}, not buildings: evaluate it "
+                                "on SpaceNet 3 tiles (the road splits)")
     # the same chip model that validated the run (oracle prompts for prompt-trained SAM 2)
     factory: ChipModelFactory = lambda source, src: chip_model_for(net, config, source)  # noqa: E731
     params = {"model": str(Path(model).resolve()), "step": run.get("step"),

@@ -114,6 +114,38 @@ class BuildingFilter:
                 & (frame["elongation"].to_numpy() <= self.max_elongation))
 
 
+@dataclass(frozen=True)
+class RoadFilter:
+    """Which automatic masks count as roads: long, narrow pieces, straight or branching.
+
+    A mask's mean width is ``2 * area / perimeter`` (exact for a long strip) and its length
+    half its perimeter, so a crossing or a bend measures like the roads it joins, where the
+    elongation of its rotated rectangle would not.
+
+    Attributes:
+        min_area: smallest road piece in px².
+        max_width: widest mean width in px (40 px: about 12 m, a four-lane road).
+        min_length: shortest road piece in px (60 px: about 18 m).
+        max_fraction: drop masks covering more than this fraction of the chip (background).
+    """
+
+    min_area: float = 200.0
+    max_width: float = 40.0
+    min_length: float = 60.0
+    max_fraction: float = 0.5
+
+    def keep(self, frame: gpd.GeoDataFrame, chip_area: float) -> np.ndarray:
+        """A boolean mask of the candidates in ``frame`` that pass every filter."""
+        area = frame["area"].to_numpy()
+        return ((area >= self.min_area) & (area <= self.max_fraction * chip_area)
+                & (frame["width"].to_numpy() <= self.max_width)
+                & (frame["length"].to_numpy() >= self.min_length))
+
+
+MaskFilter = BuildingFilter | RoadFilter
+"""What keeps some of the automatic generator's masks (buildings or roads)."""
+
+
 def make_mask_generator(model: SAM2Base, settings: AutoSettings = AutoSettings()
                         ) -> SAM2AutomaticMaskGenerator:
     """SAM 2's automatic mask generator at the model's image size.
@@ -130,15 +162,15 @@ def make_mask_generator(model: SAM2Base, settings: AutoSettings = AutoSettings()
 
 
 def building_candidates(masks: Sequence[dict], shape: tuple[int, int],
-                        building: BuildingFilter = BuildingFilter()) -> gpd.GeoDataFrame:
-    """Building polygons (pixel coordinates) from the automatic generator's masks.
+                        building: MaskFilter = BuildingFilter()) -> gpd.GeoDataFrame:
+    """Building (or road) polygons (pixel coordinates) from the automatic generator's masks.
 
     Each mask becomes one polygon (its largest part); ``confidence`` is the predicted IoU.
 
     Returns:
         Columns ``confidence``, ``stability``, ``area``, ``rectangularity``, ``elongation``,
-        ``geometry``,
-        the candidates that pass ``building``, by decreasing confidence.
+        ``width``, ``length``, ``geometry``: the candidates that pass ``building`` (a
+        :class:`BuildingFilter` or a :class:`RoadFilter`), by decreasing confidence.
     """
     rows = []
     for mask in masks:
@@ -155,9 +187,13 @@ def building_candidates(masks: Sequence[dict], shape: tuple[int, int],
     envelope = shapely.oriented_envelope(geoms)
     frame["rectangularity"] = _ratio(frame["area"].to_numpy(), shapely.area(envelope))
     frame["elongation"] = _elongation(envelope)
+    perimeter = shapely.length(geoms)
+    frame["width"] = _ratio(2 * frame["area"].to_numpy(), perimeter)
+    frame["length"] = perimeter / 2
     kept = frame[building.keep(frame, float(shape[0] * shape[1]))]
     return kept.sort_values("confidence", ascending=False).reset_index(drop=True)[
-        ["confidence", "stability", "area", "rectangularity", "elongation", "geometry"]]
+        ["confidence", "stability", "area", "rectangularity", "elongation", "width", "length",
+         "geometry"]]
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -190,16 +226,17 @@ def _device(model: SAM2Base) -> torch.device:
 
 
 class Sam2Auto:
-    """A chip model painting the building candidates of SAM 2's automatic masks."""
+    """A chip model painting the building (or road) candidates of SAM 2's automatic masks."""
 
     def __init__(self, model: SAM2Base, settings: AutoSettings = AutoSettings(),
-                 building: BuildingFilter = BuildingFilter()) -> None:
+                 building: MaskFilter = BuildingFilter()) -> None:
         """Build the automatic mask generator once, for all chips.
 
         Args:
             model: the SAM 2 model.
             settings: the automatic mask generator's settings.
-            building: the filter that keeps building candidates of the automatic masks.
+            building: the filter that keeps candidates of the automatic masks: buildings,
+                or roads with a :class:`RoadFilter`.
         """
         self.generator = make_mask_generator(model, settings)
         self.building = building

@@ -10,11 +10,13 @@ Output folder::
     OUT_DIR/proposals.csv             all images of the run, ready for ``aerialsam score``
     OUT_DIR/seconds.json              how long each image took (read, infer, stitch, vectorize)
 
-An image whose three files exist is skipped, so an interrupted run picks up where it
-stopped; its time is read from ``seconds.json``, so the run's speed stays the speed of the
-prediction, not of the skipping. Large rasters are vectorized in strips of rows with a
-margin, so that neither the probabilities nor the labels of a whole orthomosaic are held at
-once.
+An image is named by its SpaceNet image id (``AOI_2_Vegas_img1010``) when its file name has
+one, else by the file name's stem (``myortho.tif`` gives ``myortho``); names and output paths
+are checked before any model runs. An image whose three files exist is skipped, so an
+interrupted run picks up where it stopped; its time is read from ``seconds.json``, so the
+run's speed stays the speed of the prediction, not of the skipping. Large rasters are
+vectorized in strips of rows with a margin, so that neither the probabilities nor the labels
+of a whole orthomosaic are held at once.
 """
 
 from __future__ import annotations
@@ -25,34 +27,30 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import rasterio
 import shapely
+from affine import Affine
+from rasterio.crs import CRS
 from rasterio.windows import Window
 from tqdm.auto import tqdm
 
 from aerialsam.errors import InputError
-from aerialsam.inference.tiling import ChipModel, predict_raster
+from aerialsam.inference.tiling import ChipModel, check_image, predict_raster
 from aerialsam.inference.vectorize import (
     MIN_AREA,
     georeference,
-    proposals_frame,
     vectorize,
     write_proposals_csv,
     write_vector,
 )
-from aerialsam.io import atomic_path, open_raster, record_params
+from aerialsam.io import atomic_path, check_output_folder, open_raster, record_params
 from aerialsam.prep.chips import Source, find_sources, resolve_stretches
-from aerialsam.prep.stretch import (
-    STRETCH_FILE,
-    Stretch,
-    load_stretches,
-    save_stretches,
-    source_bands,
-)
+from aerialsam.prep.stretch import STRETCH_FILE, Stretch, load_stretches, save_stretches
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +86,59 @@ class TileOptions:
     tta: bool = False
 
 
+class Outputs(Protocol):
+    """What a prediction writes of each image besides its probabilities, and how.
+
+    :class:`BuildingOutputs` (polygons and SpaceNet 2 proposals) and
+    :class:`aerialsam.inference.road_prediction.RoadOutputs` (a road graph and SpaceNet 3
+    roads) share the rest of the run: checks, stretch, skipping, timing.
+    """
+
+    combined: str
+    """The file name of the run's combined CSV (``proposals.csv``, ``roads.csv``)."""
+
+    def paths(self, out_dir: Path, image: str) -> dict[str, Path]:
+        """The files of one image, ``prob`` (the probability GeoTIFF) among them."""
+
+    def params(self) -> dict[str, Any]:
+        """The options recorded in ``predict.json`` (a rerun must match)."""
+
+    def write(self, source: Source, paths: dict[str, Path], transform: Affine,
+              crs: CRS | None) -> None:
+        """Write the image's files other than ``prob`` from ``paths["prob"]``."""
+
+    def combine(self, out_dir: Path, image_ids: list[str]) -> None:
+        """Write the combined CSV of ``image_ids`` from their own CSVs."""
+
+
+@dataclass(frozen=True)
+class BuildingOutputs:
+    """Building polygons (GeoPackage) and SpaceNet 2 proposals (CSV) of each image."""
+
+    vector: VectorizeOptions = VectorizeOptions()
+    combined: str = PROPOSALS_FILE
+
+    def paths(self, out_dir: Path, image: str) -> dict[str, Path]:
+        """See :func:`output_paths`."""
+        return output_paths(out_dir, image)
+
+    def params(self) -> dict[str, Any]:
+        """The vectorizing options."""
+        return {"vectorize": self.vector.__dict__}
+
+    def write(self, source: Source, paths: dict[str, Path], transform: Affine,
+              crs: CRS | None) -> None:
+        """Polygons from the probabilities; the image's proposal CSV and GeoPackage."""
+        polygons = vectorize_raster(paths["prob"], self.vector)
+        write_proposals_csv(image_proposals(source.image_id, polygons), paths["csv"])
+        write_vector(georeference(polygons, transform, crs), paths["polygons"])
+
+    def combine(self, out_dir: Path, image_ids: list[str]) -> None:
+        """Write ``proposals.csv``."""
+        combine_csvs(out_dir, [self.paths(out_dir, i)["csv"] for i in image_ids],
+                     self.combined)
+
+
 @dataclass
 class PredictReport:
     """What a prediction run did: its folder, images, written and skipped counts, and times.
@@ -101,6 +152,7 @@ class PredictReport:
     written: int = 0
     skipped: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
+    combined: str = PROPOSALS_FILE
 
     @property
     def total_seconds(self) -> float:
@@ -114,8 +166,8 @@ class PredictReport:
 
     @property
     def proposals_path(self) -> Path:
-        """The run's combined SpaceNet proposal CSV."""
-        return self.out_dir / PROPOSALS_FILE
+        """The run's combined CSV: SpaceNet 2 proposals, or SpaceNet 3 roads."""
+        return self.out_dir / self.combined
 
 
 def output_paths(out_dir: Path, image: str) -> dict[str, Path]:
@@ -123,6 +175,51 @@ def output_paths(out_dir: Path, image: str) -> dict[str, Path]:
     return {"prob": out_dir / "prob" / f"{image}.tif",
             "polygons": out_dir / "polygons" / f"{image}.gpkg",
             "csv": out_dir / "csv" / f"{image}.csv"}
+
+
+def check_sources(sources: list[Source], out_dir: str | Path | None = None,
+                  paths: Callable[[Path, str], dict[str, Path]] = output_paths) -> None:
+    """Refuse, before any model is loaded, inputs that no prediction could finish.
+
+    Every image must pass :func:`aerialsam.inference.tiling.check_image` (readable, with
+    pixels, grey or RGB bands, some valid data); no two images may share an image id (their
+    outputs would overwrite each other); and with ``out_dir``, the output folder and each
+    image's output files must be writable names (no file in the way of the folder, no
+    folder in the way of a file; ``paths`` names them).
+
+    Raises:
+        InputError: naming the first file at fault.
+    """
+    seen: dict[str, Path] = {}
+    for source in sources:
+        check_image(source.path)
+        if source.image_id in seen:
+            raise InputError(source.path, f"has the image id {source.image_id!r} of "
+                                          f"{seen[source.image_id]}: their predictions would "
+                                          "overwrite each other; predict them separately")
+        seen[source.image_id] = source.path
+    if out_dir is None:
+        return
+    out_dir = check_output_folder(out_dir)
+    for source in sources:
+        for path in paths(out_dir, source.image_id).values():
+            if path.is_dir():
+                raise InputError(path, f"is a folder: the prediction of {source.path.name} "
+                                       "cannot be written there")
+
+
+def image_proposals(image_id: str, polygons: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """One image's polygons as SpaceNet proposals, under its image id whatever its name.
+
+    Columns ``ImageId``, ``BuildingId`` (0..), ``Confidence``, ``geometry`` (pixels);
+    ``attrs["image_ids"]`` lists the image, so an image without polygons still gets a row.
+    """
+    frame = gpd.GeoDataFrame(
+        {"ImageId": [image_id] * len(polygons), "BuildingId": np.arange(len(polygons)),
+         "Confidence": polygons["confidence"].to_numpy(dtype=float)},
+        geometry=np.asarray(polygons.geometry.array))
+    frame.attrs["image_ids"] = [image_id]
+    return frame
 
 
 def vectorize_raster(prob_path: str | Path, options: VectorizeOptions = VectorizeOptions(),
@@ -158,7 +255,8 @@ def vectorize_raster(prob_path: str | Path, options: VectorizeOptions = Vectoriz
 def predict_images(src: str | Path | list[Source], out_dir: str | Path,
                    make_model: ChipModelFactory, params: dict, tile: TileOptions = TileOptions(),
                    vector: VectorizeOptions = VectorizeOptions(),
-                   stretch_path: str | Path | None = None) -> PredictReport:
+                   stretch_path: str | Path | None = None,
+                   outputs: Outputs | None = None) -> PredictReport:
     """Predict every raster of ``src`` (a GeoTIFF, a folder, SpaceNet AOI folders).
 
     Args:
@@ -171,39 +269,40 @@ def predict_images(src: str | Path | list[Source], out_dir: str | Path,
         vector: polygon options.
         stretch_path: per-AOI stretch bounds (the chips' ``stretch.json``) for uint16
             imagery; AOIs without saved bounds get bounds sampled from their rasters.
+        outputs: what is written of each image (default: buildings, with ``vector``).
 
     Raises:
-        InputError: no rasters, a folder holding other predictions, or a bad raster.
+        InputError: no rasters, a folder holding other predictions, or inputs
+            :func:`check_sources` refuses.
     """
     out_dir = Path(out_dir)
     sources = src if isinstance(src, list) else find_sources(src)
-    for source in sources:  # refuse unreadable rasters before the folder is claimed
-        with open_raster(source.path) as raster:
-            source_bands(raster.count, source.path)
-    record_params(out_dir, PARAMS_FILE, {**params, "tile": tile.__dict__,
-                                         "vectorize": vector.__dict__}, "predictions")
+    outputs = outputs or BuildingOutputs(vector)
+    check_sources(sources, out_dir, outputs.paths)  # before the folder is claimed
+    record_params(out_dir, PARAMS_FILE, {**params, "tile": tile.__dict__, **outputs.params()},
+                  "predictions")
     stretches = resolve_stretches(sources, out_dir, stretch_path)
     if stretches != load_stretches(out_dir / STRETCH_FILE):
         save_stretches(out_dir / STRETCH_FILE, stretches)
-    report = PredictReport(out_dir)
+    report = PredictReport(out_dir, combined=outputs.combined)
     times = _read_times(out_dir / TIMES_FILE)
     for source in tqdm(sources, desc="predicting", unit="image", disable=None):
         image = source.image_id
         report.image_ids.append(image)
-        paths = output_paths(out_dir, image)
+        paths = outputs.paths(out_dir, image)
         if all(p.exists() for p in paths.values()):
             report.skipped += 1
         else:
             started = time.perf_counter()
-            predict_one(source, paths, make_model, stretches[source.aoi], tile, vector)
+            predict_one(source, paths, make_model, stretches[source.aoi], tile, outputs)
             times[image] = time.perf_counter() - started
             with atomic_path(out_dir / TIMES_FILE) as tmp:
                 tmp.write_text(json.dumps(times, indent=1) + "\n")
             report.written += 1
         if image in times:
             report.seconds[image] = times[image]
-    _combine_csvs(out_dir, report.image_ids)
-    log.info("predictions: %d images written, %d already there; proposals %s",
+    outputs.combine(out_dir, report.image_ids)
+    log.info("predictions: %d images written, %d already there; combined in %s",
              report.written, report.skipped, report.proposals_path)
     return report
 
@@ -225,22 +324,21 @@ def _read_times(path: Path) -> dict[str, float]:
 
 
 def predict_one(source: Source, paths: dict[str, Path], make_model: ChipModelFactory,
-                stretch: Stretch, tile: TileOptions, vector: VectorizeOptions) -> None:
-    """Probabilities, polygons and proposal CSV of one raster (each written atomically)."""
+                stretch: Stretch, tile: TileOptions, outputs: Outputs) -> None:
+    """Probabilities and the other outputs of one raster (each written atomically)."""
     with open_raster(source.path) as src:
         model = make_model(source, src)
         transform, crs = src.transform, src.crs
     predict_raster(source.path, model, paths["prob"], tile.size, tile.overlap, tile.batch_size,
                    stretch=stretch, tta=tile.tta)
-    polygons = vectorize_raster(paths["prob"], vector)
-    write_proposals_csv(proposals_frame({source.image_id: polygons}), paths["csv"])
-    write_vector(georeference(polygons, transform, crs), paths["polygons"])
+    outputs.write(source, paths, transform, crs)
 
 
-def _combine_csvs(out_dir: Path, image_ids: list[str]) -> None:
-    """Write ``proposals.csv``: the per-image CSVs of ``image_ids``, in order."""
-    tables = [pd.read_csv(output_paths(out_dir, image)["csv"]) for image in image_ids]
+def combine_csvs(out_dir: Path, csvs: list[Path], name: str) -> None:
+    """Write ``out_dir/name``: the per-image CSVs, in order."""
+    # an image id such as "0012" (from a file name) stays text
+    tables = [pd.read_csv(path, dtype={"ImageId": str}) for path in csvs]
     if not tables:
         raise InputError(out_dir, "no image was predicted")
-    with atomic_path(out_dir / PROPOSALS_FILE) as tmp:
+    with atomic_path(out_dir / name) as tmp:
         pd.concat(tables, ignore_index=True).to_csv(tmp, index=False)

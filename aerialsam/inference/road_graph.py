@@ -56,6 +56,9 @@ class RoadGraphOptions:
         closing_px: radius (px) of the closing of the road mask; 0 for none.
         fill_holes_m2: enclosed holes of the road mask up to this area are filled (10 m²:
             about 110 px, far smaller than a block between roads).
+        min_blob_m2: separate pieces of the road mask up to this area are dropped before
+            the skeleton is taken (10 m²: a 4 m road 2.5 m long; an untrained or unsure
+            model's speckle would otherwise become thousands of dead ends).
         merge_m: junctions joined by an edge shorter than this become one node (3 m:
             skeletons split a crossing into two junctions a few pixels apart).
         spur_m: dangling edges (from a dead end to a junction) shorter than this are
@@ -73,6 +76,7 @@ class RoadGraphOptions:
     threshold: float = 0.5
     closing_px: int = 1
     fill_holes_m2: float = 10.0
+    min_blob_m2: float = 10.0
     merge_m: float = 3.0
     spur_m: float = 10.0
     gap_m: float = 6.0

@@ -74,12 +74,13 @@ _NEIGHBOURS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) !=
 
 def road_mask(prob: np.ndarray, options: RoadGraphOptions = DEFAULT_OPTIONS,
               pixel_size: PixelSize = NOMINAL_PIXEL_SIZE) -> np.ndarray:
-    """The road mask of a probability map: thresholded, closed, small holes filled.
+    """The road mask of a probability map: thresholded, closed, small holes filled, specks gone.
 
     Args:
         prob: road probability (float 0-1), binary (bool) or ``uint8`` (0-255) map; NaN is
             no road.
-        options: ``threshold``, ``closing_px`` and ``fill_holes_m2`` are used.
+        options: ``threshold``, ``closing_px``, ``fill_holes_m2`` and ``min_blob_m2`` are
+            used.
         pixel_size: (east-west, north-south) metres per pixel.
     """
     mask = as_probability(prob) > options.threshold
@@ -98,6 +99,13 @@ def road_mask(prob: np.ndarray, options: RoadGraphOptions = DEFAULT_OPTIONS,
             edges = np.concatenate([holes[0], holes[-1], holes[:, 0], holes[:, -1]])
             small[edges] = False  # background reaching the array's edge is not a hole
             mask |= small[holes]
+    max_blob = options.min_blob_m2 / (pixel_size[0] * pixel_size[1])
+    if max_blob >= 1:
+        blobs, count = ndimage.label(mask, structure=np.ones((3, 3)))
+        if count:
+            small = np.bincount(blobs.ravel()) <= max_blob
+            small[0] = False
+            mask &= ~small[blobs]
     return mask
 
 
@@ -181,6 +189,25 @@ def mask_to_graph(prob: np.ndarray, options: RoadGraphOptions = DEFAULT_OPTIONS,
     return clean_graph(skeleton_graph(*skeleton_pixels(mask), pixel_size, mask.shape), options)
 
 
+def lines_graph(lines: Sequence[LineString | np.ndarray],
+                pixel_size: PixelSize = NOMINAL_PIXEL_SIZE) -> nx.MultiGraph:
+    """A road graph of LineStrings in pixel coordinates (labels, or a CSV's roads).
+
+    Ends that fall on the same 0.1 px (the scorer's identity of points) become one node, so
+    :func:`road_sections` of it are valid for the scorer even when the lines are not (a
+    label file that repeats a section, a line with a repeated point).
+    """
+    graph = empty_graph(pixel_size)
+    for line in lines:
+        coords = np.asarray(line.coords if isinstance(line, LineString) else line,
+                            dtype=float).reshape(-1, 2)
+        if len(coords) < 2:
+            continue
+        u, v = _point_keys(coords[[0, -1]])
+        add_edge(graph, u, v, coords)
+    return graph
+
+
 def raster_pixel_size(src: rasterio.DatasetReader) -> PixelSize:
     """(east-west, north-south) ground size in metres of a raster's pixels.
 
@@ -200,17 +227,18 @@ def raster_pixel_size(src: rasterio.DatasetReader) -> PixelSize:
     return x_size * factor, y_size * factor
 
 
-def _check_raster(src: rasterio.DatasetReader, path: str | Path) -> None:
-    """Refuse a raster that is not one band of probabilities."""
-    if src.count != 1 or src.dtypes[0] not in PROBABILITY_DTYPES:
-        raise InputError(path, f"not a road probability raster: {src.count} band(s) of "
-                               f"{src.dtypes[0]} (expected one band of float 0-1 or uint8 "
+def _check_raster(src: rasterio.DatasetReader, path: str | Path, band: int) -> None:
+    """Refuse a raster whose ``band`` is not road probabilities."""
+    if not 1 <= band <= src.count or src.dtypes[band - 1] not in PROBABILITY_DTYPES:
+        raise InputError(path, f"not a road probability raster: band {band} of {src.count} "
+                               f"band(s) of {src.dtypes[0]} (expected float 0-1 or uint8 "
                                "0-255)")
 
 
-def _read_strip(src: rasterio.DatasetReader, path: str | Path, window: Window) -> np.ndarray:
+def _read_strip(src: rasterio.DatasetReader, path: str | Path, window: Window,
+                band: int = 1) -> np.ndarray:
     """One strip of probabilities; NaN becomes 0, floats outside 0-1 are refused."""
-    prob = src.read(1, window=window)
+    prob = src.read(band, window=window)
     if prob.dtype.kind == "f":
         prob = np.nan_to_num(prob, nan=0.0)
         if prob.size and (prob.min() < -1e-3 or prob.max() > 1 + 1e-3):
@@ -220,24 +248,33 @@ def _read_strip(src: rasterio.DatasetReader, path: str | Path, window: Window) -
 
 
 def read_road_graph(prob_path: str | Path, options: RoadGraphOptions = DEFAULT_OPTIONS,
-                    strip_rows: int = STRIP_ROWS, margin: int = STRIP_MARGIN) -> nx.MultiGraph:
+                    strip_rows: int = STRIP_ROWS, margin: int = STRIP_MARGIN,
+                    band: int = 1) -> nx.MultiGraph:
     """The clean road graph (pixel coordinates) of a road probability GeoTIFF.
 
     Read in strips of ``strip_rows`` rows with ``margin`` rows of overlap (see the module
     docstring). The graph's attributes add ``transform``, ``crs`` and ``source`` to
     ``pixel_size`` (from the raster's georeferencing).
 
+    Args:
+        prob_path: the probability GeoTIFF (``aerialsam predict`` of a road run writes the
+            road probability in band 1, the centre line's in band 2).
+        options: threshold and clean-up rules.
+        strip_rows: rows read at a time.
+        margin: rows of overlap between strips.
+        band: the band holding road probabilities.
+
     Raises:
-        InputError: the file is missing, unreadable, or not one band of probabilities.
+        InputError: the file is missing, unreadable, or ``band`` is not probabilities.
     """
     with open_raster(prob_path, require_crs=False) as src:
-        _check_raster(src, prob_path)
+        _check_raster(src, prob_path, band)
         size = raster_pixel_size(src)
         rows, cols = [], []
         for top in range(0, src.height, strip_rows):
             start = max(0, top - margin)
             stop = min(src.height, top + strip_rows + margin)
-            prob = _read_strip(src, prob_path, Window(0, start, src.width, stop - start))
+            prob = _read_strip(src, prob_path, Window(0, start, src.width, stop - start), band)
             r, c = skeleton_pixels(road_mask(prob, options, size))
             core = (r + start >= top) & (r + start < top + strip_rows)
             rows.append(r[core] + start)
@@ -359,6 +396,20 @@ def _image_lines(roads: nx.MultiGraph | Sequence[LineString], precision: int,
     return lines
 
 
+def road_rows(image: str, roads: nx.MultiGraph | Sequence[LineString], source: str | Path,
+              precision: int = 1) -> list[tuple[str, str]]:
+    """The ``(ImageId, WKT_Pix)`` rows of one image, under ``image`` as given.
+
+    A graph is made valid (:func:`road_sections`), LineStrings only rounded and checked
+    (:func:`check_sections`, naming ``source``); an image without roads gets one
+    ``LINESTRING EMPTY`` row.
+    """
+    lines = _image_lines(roads, precision, Path(source), image)
+    wkts = (shapely.to_wkt(lines, rounding_precision=precision, trim=True).tolist()
+            if lines else [EMPTY])
+    return [(image, wkt) for wkt in wkts]
+
+
 def write_roads_csv(roads: Mapping[str, nx.MultiGraph | Sequence[LineString]],
                     path: str | Path, precision: int = 1) -> Path:
     """Write a SpaceNet 3 proposal CSV, ``ImageId,WKT_Pix``, for many images (atomically).
@@ -382,10 +433,7 @@ def write_roads_csv(roads: Mapping[str, nx.MultiGraph | Sequence[LineString]],
         if image in done:
             raise InputError(path, f"image {image} is given twice")
         done.add(image)
-        lines = _image_lines(image_roads, precision, path, image)
-        wkts = (shapely.to_wkt(lines, rounding_precision=precision, trim=True).tolist()
-                if lines else [EMPTY])
-        rows.extend((image, wkt) for wkt in wkts)
+        rows.extend(road_rows(image, image_roads, path, precision))
     with atomic_path(path) as tmp:
         pd.DataFrame(rows, columns=["ImageId", "WKT_Pix"]).to_csv(tmp, index=False)
     log.info("wrote %d road sections of %d images to %s", len(rows), len(done), path)

@@ -15,6 +15,7 @@ never to the raster: a 20,000 x 20,000 orthomosaic never sits whole in memory.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -22,11 +23,12 @@ from typing import Protocol
 
 import numpy as np
 import rasterio
+from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from tqdm.auto import tqdm
 
 from aerialsam.errors import InputError
-from aerialsam.io import atomic_path, open_raster
+from aerialsam.io import atomic_path, open_raster, output_error, raster_complete
 from aerialsam.prep.chips import GDAL_CACHE_MB, check_grid, chip_offsets
 from aerialsam.prep.stretch import (
     Stretch,
@@ -46,6 +48,8 @@ WRITE_ROWS = 16
 """Rows per block of the probability GeoTIFF; strips are written in whole blocks."""
 MIN_WEIGHT = 1e-3
 """Blending weight at a chip's very edge: small, but a raster's border pixels still count."""
+CHECK_BYTES = 8 * 2**20
+"""Budget of one read of :func:`check_image`, which stops at the first strip with data."""
 
 
 class ChipModel(Protocol):
@@ -67,6 +71,54 @@ class ChipModel(Protocol):
             buildings), in the flipped frame.
         """
         ...
+
+
+def check_image(path: str | Path, require_crs: bool = True) -> None:
+    """Refuse a raster that no model can predict; every prediction path calls this first.
+
+    The raster must open, have pixels, have 1 band (grey) or at least 3 (R, G, B), and hold
+    a valid value in each band read: nodata values, NaN and infinities are not data.
+    Strips are read from the top until every band has shown a valid value, so an ordinary
+    image costs one small read; only one that is (almost) all nodata is read whole.
+
+    Args:
+        path: the raster.
+        require_crs: refuse a raster without a coordinate reference system.
+
+    Raises:
+        InputError: naming the file and what is wrong with it.
+    """
+    path = Path(path)
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB), open_raster(path, require_crs) as src:
+        if src.width < 1 or src.height < 1:
+            raise InputError(path, f"has no pixels ({src.width} x {src.height})")
+        empty = sorted(set(source_bands(src.count, path)))
+        row_bytes = src.width * len(empty) * np.dtype(src.dtypes[0]).itemsize
+        rows = max(1, CHECK_BYTES // row_bytes)
+        try:
+            for top in range(0, src.height, rows):
+                window = Window(0, top, src.width, min(rows, src.height - top))
+                data = src.read(empty, window=window)
+                empty = [band for band, values in zip(empty, data, strict=True)
+                         if not _has_data(values, src.nodatavals[band - 1])]
+                if not empty:
+                    return
+        except RasterioError as exc:
+            detail = str(exc.__cause__ or exc).strip().splitlines()
+            raise InputError(path, "cannot read the raster, truncated or corrupt "
+                                   f"({detail[0] if detail else type(exc).__name__})") from None
+    which = (f"band {empty[0]} holds" if len(empty) == 1
+             else f"bands {', '.join(map(str, empty))} hold")
+    raise InputError(path, f"{which} only nodata (the nodata value, NaN or infinity): "
+                           "nothing to predict")
+
+
+def _has_data(values: np.ndarray, nodata: float | None) -> bool:
+    """Whether a band's pixels hold at least one valid value."""
+    valid = np.isfinite(values) if values.dtype.kind == "f" else np.ones(values.shape, bool)
+    if nodata is not None and not np.isnan(nodata):
+        valid &= values != nodata
+    return bool(valid.any())
 
 
 def blend_weights(size: int, overlap: int) -> np.ndarray:
@@ -248,6 +300,11 @@ def predict_raster(path: str | Path, model: ChipModel, out_path: str | Path, siz
             upto = src.height if next_row == src.height else next_row // WRITE_ROWS * WRITE_ROWS
             if upto > blender.base:
                 _write_rows(src, dst, blender.base, blender.pop(upto))
+        stack.close()
+        # GDAL streams this raster (too large to encode in memory) and reports a failed
+        # write only in its log: a file cut short by a full disk must not become final
+        if not raster_complete(tmp):
+            raise output_error(out_path, OSError(errno.ENOSPC, "no space left on device"))
     return out_path
 
 

@@ -31,8 +31,9 @@ from scipy import ndimage
 from torch.utils.data import Dataset
 
 from aerialsam.config import Profile, stage_paths
-from aerialsam.data import demo, spacenet
+from aerialsam.data import demo, demo_roads, spacenet, spacenet3
 from aerialsam.errors import InputError
+from aerialsam.inputs import Column, read_table
 from aerialsam.models.variants import SAM2_MEAN, SAM2_STD
 from aerialsam.prep import chip_masks, chips, splits
 from aerialsam.prep.chip_index import INDEX_FILE, read_index
@@ -43,7 +44,9 @@ from aerialsam.training.augment import augment as augment_sample
 log = logging.getLogger(__name__)
 
 TARGET_KINDS: tuple[str, ...] = ("footprint", "boundary", "contact")
-"""Binary mask kinds a dataset can return as targets."""
+"""Binary building mask kinds a dataset can return as targets."""
+ROAD_TARGETS: tuple[str, ...] = ("road", "road_centerline")
+"""Binary road mask kinds a dataset can return as targets (SpaceNet 3 chips)."""
 ID_KEYS: tuple[str, ...] = ("chip_id", "image_id", "aoi")
 PROMPT_KEYS: tuple[str, ...] = ("boxes", "points")
 
@@ -52,9 +55,10 @@ class ChipDataset(Dataset):
     """Chips of one split with their target masks and building prompts.
 
     Each item is a dict: ``image`` float32 ``3 x H x W`` in 0..1, one float32 ``1 x H x W``
-    {0, 1} tensor per target kind (``footprint`` always), ``boxes`` float32 ``N x 4`` and
-    ``points`` float32 ``N x 2`` (N may be 0; see the module docstring), and the strings
-    ``chip_id``, ``image_id``, ``aoi``.
+    {0, 1} tensor per target kind (``footprint`` always for buildings; roads have ``road``
+    and ``road_centerline``), ``boxes`` float32 ``N x 4`` and ``points`` float32 ``N x 2``
+    (N may be 0; see the module docstring; always 0 for roads, which have no per-object
+    prompts), and the strings ``chip_id``, ``image_id``, ``aoi``.
     """
 
     def __init__(self, chips_dir: str | Path, masks_dir: str | Path, splits_path: str | Path,
@@ -69,7 +73,8 @@ class ChipDataset(Dataset):
             splits_path: the ``splits.csv`` file.
             split: ``train``, ``val`` or ``test``.
             aois: AOI names or aliases (``vegas``, ``AOI_2_Vegas`` …) to keep; default all.
-            targets: mask kinds to return (``footprint``, ``boundary``, ``contact``).
+            targets: mask kinds to return: building kinds (``footprint``, ``boundary``,
+                ``contact``) or road kinds (``road``, ``road_centerline``), not both.
             augment: apply seeded augmentations (meant for the train split).
             seed: seed of the augmentations (with the epoch and the item index).
             augment_config: augmentation strengths.
@@ -113,7 +118,8 @@ class ChipDataset(Dataset):
         if self.augment:
             rng = rng_for(self.seed, self.epoch, index)
             image, masks = augment_sample(image, masks, rng, self.augment_config)
-        boxes, points = building_prompts(masks["footprint"])
+        boxes, points = (building_prompts(masks["footprint"]) if "footprint" in masks
+                         else (np.zeros((0, 4), np.float32), np.zeros((0, 2), np.float32)))
         item = {"image": torch.from_numpy(image.astype(np.float32) / 255.0)}
         for kind in self.targets:
             item[kind] = torch.from_numpy(masks[kind].astype(np.float32)[None])
@@ -124,15 +130,21 @@ class ChipDataset(Dataset):
 
 
 def check_targets(targets: Sequence[str]) -> tuple[str, ...]:
-    """The target kinds to load, footprint first (it is always loaded: prompts need it).
+    """The target kinds to load: building kinds, footprint first (prompts need it), or roads.
 
     Raises:
-        InputError: a kind that is not a binary mask kind.
+        InputError: a kind that is not a binary mask kind, or building and road kinds mixed.
     """
-    unknown = [t for t in targets if t not in TARGET_KINDS]
-    if unknown:
-        raise InputError("targets", f"unknown target kind(s) {unknown}; choose from "
-                                    f"{', '.join(TARGET_KINDS)}")
+    unknown = [t for t in targets if t not in TARGET_KINDS + ROAD_TARGETS]
+    if unknown or not targets:
+        raise InputError("targets", f"unknown target kind(s) {unknown or 'none'}; choose "
+                                    f"from {', '.join(TARGET_KINDS + ROAD_TARGETS)}")
+    roads = [t for t in targets if t in ROAD_TARGETS]
+    if roads and len(roads) < len(targets):
+        raise InputError("targets", "building and road targets come from different chips; "
+                                    f"choose one task, not {list(targets)}")
+    if roads:
+        return tuple(dict.fromkeys(targets))
     return tuple(dict.fromkeys(["footprint", *targets]))
 
 
@@ -155,6 +167,10 @@ def _attach_masks(table: pd.DataFrame, chips_dir: Path, masks_dir: Path,
                   targets: tuple[str, ...]) -> pd.DataFrame:
     """Add each chip's mask paths (relative to ``masks_dir``); check every file exists."""
     mask_index = read_mask_index(masks_dir)
+    absent = [kind for kind in targets if kind not in mask_index.columns]
+    if absent:
+        raise InputError(masks_dir / MASK_INDEX, f"holds no {', '.join(absent)} masks; write "
+                                                 f"them (aerialsam masks --kinds {absent[0]})")
     merged = table.merge(mask_index[["chip_id", *targets]], on="chip_id", how="left")
     for path in merged["path"]:
         if not (chips_dir / str(path)).exists():
@@ -172,17 +188,15 @@ def read_mask_index(masks_dir: str | Path) -> pd.DataFrame:
     """Read a mask folder's ``masks.csv`` (empty strings for absent masks).
 
     Raises:
-        InputError: missing file or missing columns.
+        InputError: missing or empty file, missing columns, a chip without an id, or a file
+            that is not UTF-8 CSV (see :func:`aerialsam.inputs.read_table`).
     """
     path = Path(masks_dir) / MASK_INDEX
     if not path.exists():
         raise InputError(path, "mask index not found; write the masks first "
                                "(chip_masks.write_chip_masks)")
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    missing = [c for c in ("chip_id", *TARGET_KINDS) if c not in table.columns]
-    if missing:
-        raise InputError(path, f"not a mask index: missing columns {missing}")
-    return table
+    schema = [Column("chip_id"), *(Column(kind, nullable=True) for kind in TARGET_KINDS)]
+    return read_table(path, schema, what="mask index")
 
 
 def read_band_stack(path: Path) -> np.ndarray:
@@ -259,13 +273,25 @@ def collate_sam2(batch: Sequence[dict], image_size: int) -> dict:
 
 
 def prepare_training_data(profile: Profile, data_dir: str | Path,
-                          kinds: Sequence[str] = chip_masks.DEFAULT_KINDS,
-                          block_tiles: int | None = 2) -> tuple[Path, Path, Path]:
+                          kinds: Sequence[str] | None = None, block_tiles: int | None = None,
+                          task: str = "buildings") -> tuple[Path, Path, Path]:
     """Run the stages a training run needs, skipping finished work.
 
     The stages are raw tiles, chips, masks (``kinds``) and the splits (made once, as
-    book/04_masks.ipynb makes them; an existing ``splits.csv`` is kept unless a chipped tile
-    is missing from it).
+    book/04_masks.ipynb makes them; an existing splits file is kept unless a chipped tile
+    is missing from it). Buildings chip the SpaceNet 2 AOIs of the raw folder; roads chip
+    its SpaceNet 3 AOIs into their own folders (``road_chips``, ``road_masks``,
+    ``road_splits.csv``) at the same chip size.
+
+    Args:
+        profile: the profile (tiles, chip grid, seed).
+        data_dir: the data folder holding the stage folders.
+        kinds: mask kinds to write (default: the building kinds, or ``road`` and
+            ``road_centerline`` for roads).
+        block_tiles: tiles per block side of the splits (see ``splits.make_splits``; default
+            2 for the 650 px building tiles, 1 for the 1300 px road tiles, which are as wide
+            as a block of 2 x 2 building tiles).
+        task: ``buildings`` or ``roads``.
 
     Returns:
         ``(chips_dir, masks_dir, splits_path)`` under ``data_dir``.
@@ -275,17 +301,29 @@ def prepare_training_data(profile: Profile, data_dir: str | Path,
             masks could not be made (the first failure is named).
     """
     paths = stage_paths(data_dir)
-    raw = demo.prepare_raw(profile, data_dir)
-    report = chips.chip_sources(raw, paths.chips, size=profile.chip_size,
+    chips_dir, masks_dir, splits_path = paths.training_data(task)
+    if task == "roads":
+        raw = demo_roads.prepare_road_raw(profile, data_dir)
+        aoi_dirs = spacenet3.find_aoi_dirs(raw)
+        kinds = ROAD_TARGETS if kinds is None else kinds
+        block_tiles = block_tiles or 1
+    else:
+        raw = demo.prepare_raw(profile, data_dir)
+        aoi_dirs = spacenet.find_aoi_dirs(raw)
+        kinds = chip_masks.DEFAULT_KINDS if kinds is None else kinds
+        block_tiles = block_tiles or 2
+    # each dataset's own AOI folders: the raw folder may hold both datasets
+    sources = [s for folder in aoi_dirs for s in chips.find_sources(folder)]
+    report = chips.chip_sources(sources, chips_dir, size=profile.chip_size,
                                 overlap=profile.chip_overlap, seed=profile.seed)
     failures = list(report.failures)
-    failures += chip_masks.write_chip_masks(paths.chips, paths.masks, kinds=kinds).failures
+    failures += chip_masks.write_chip_masks(chips_dir, masks_dir, kinds=kinds).failures
     if failures:
         raise InputError(failures[0][0], f"{failures[0][1]} ({len(failures)} failure(s))")
-    index = read_index(paths.chips / INDEX_FILE)
-    if not _splits_cover(paths.splits, index):
-        splits.make_splits(index, paths.splits, seed=profile.seed, block_tiles=block_tiles)
-    return paths.chips, paths.masks, paths.splits
+    index = read_index(chips_dir / INDEX_FILE)
+    if not _splits_cover(splits_path, index):
+        splits.make_splits(index, splits_path, seed=profile.seed, block_tiles=block_tiles)
+    return chips_dir, masks_dir, splits_path
 
 
 def _splits_cover(path: Path, index: pd.DataFrame) -> bool:

@@ -6,6 +6,7 @@ Each logged row goes to ``metrics.csv`` and to TensorBoard event files under ``t
 from __future__ import annotations
 
 import csv
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from aerialsam.io import atomic_path
 from aerialsam.prep.chips import STRETCH_FILE
 from aerialsam.prep.stretch import load_stretches
 from aerialsam.training import runs
+from aerialsam.training.road_validation import SETTINGS, setting_name, tile_apls
 from aerialsam.training.validation import tile_f1, val_sources
 
 
@@ -30,8 +32,8 @@ def to_device(batch: dict, device: torch.device) -> dict:
             isinstance(v[0], torch.Tensor) else v for k, v in batch.items()}
 
 
-METRIC_COLUMNS = ("step", "epoch", "split", "loss", "pixel_iou", "f1", "threshold", "lr",
-                  "seconds")
+METRIC_COLUMNS = ("step", "epoch", "split", "loss", "pixel_iou", "f1", "apls", "threshold",
+                  "lr", "seconds")
 
 
 def val_losses(ctx: Any) -> tuple[float, float]:  # noqa: ANN401 (loop's _Context, duck-typed)
@@ -86,26 +88,42 @@ def _uncached(task: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, flo
 
 
 def validation_row(ctx: Any, step: int, epoch: int,  # noqa: ANN401 (loop's _Context, duck-typed)
-                   final: bool) -> dict[str, float]:
-    """The ``val`` row of ``metrics.csv`` at ``step``: loss, pixel IoU, tile F1 and threshold.
+                   final: bool) -> dict[str, Any]:
+    """The ``val`` row of ``metrics.csv`` at ``step``: loss, pixel IoU, tile score, threshold.
 
-    A ``final`` row tries every threshold of ``validation.THRESHOLDS`` and adds the oracle F1
-    and the F1 per threshold; the others score at 0.5 only.
+    The tile score is the SpaceNet F1 of building runs and the APLS of road runs. A ``final``
+    row tries every threshold of ``validation.THRESHOLDS`` (roads: every graph setting of
+    ``road_validation.SETTINGS``) and adds what the run saves: the oracle flag and the F1
+    per threshold (roads: the best graph setting and the APLS per setting); the others score
+    at 0.5 only (roads: the default setting).
     """
     loss, iou = val_losses(ctx)
-    row = {"step": step, "epoch": epoch, "split": "val", "loss": loss, "pixel_iou": iou}
+    row: dict[str, Any] = {"step": step, "epoch": epoch, "split": "val", "loss": loss,
+                           "pixel_iou": iou}
     ctx.model.eval()
     stretches = load_stretches(ctx.data.chips / STRETCH_FILE)
     size = int(ctx.val.chips["size"].iloc[0])
     overlap = int(ctx.val.chips["overlap"].iloc[0])
-    thresholds = None if final else (0.5,)
-    scored = tile_f1(ctx.model, ctx.config, val_sources(ctx.val.chips), stretches, size,
-                     overlap, **({} if thresholds is None else {"thresholds": thresholds}))
+    sources = val_sources(ctx.val.chips)
+    if ctx.config.task == "roads":
+        settings = SETTINGS if final else tuple(o for o in SETTINGS
+                                                if o.threshold == 0.5 and o.gap_m == 6.0)
+        roads = tile_apls(ctx.model, ctx.config, sources, stretches, size, overlap, settings)
+        row.update(apls=roads.apls, threshold=roads.options.threshold)
+        if final:
+            row["oracle"] = False
+            row["road_graph"] = dataclasses.asdict(roads.options)
+            row["apls_per_setting"] = roads.per_setting
+            row["setting"] = setting_name(roads.options)
+    else:
+        thresholds = None if final else (0.5,)
+        scored = tile_f1(ctx.model, ctx.config, sources, stretches, size, overlap,
+                         **({} if thresholds is None else {"thresholds": thresholds}))
+        row.update(f1=scored.f1, threshold=scored.threshold)
+        if final:
+            row["oracle"] = scored.oracle
+            row["f1_per_threshold"] = {str(k): v for k, v in scored.per_threshold.items()}
     ctx.model.train()
-    row.update(f1=scored.f1, threshold=scored.threshold)
-    if final:
-        row["oracle"] = scored.oracle
-        row["f1_per_threshold"] = {str(k): v for k, v in scored.per_threshold.items()}
     return row
 
 
@@ -122,7 +140,7 @@ def log_row(ctx: Any,  # noqa: ANN401 (loop's _Context, duck-typed)
             out.writeheader()
         out.writerow(row)
     if writer is not None:
-        for key in ("loss", "pixel_iou", "f1", "lr"):
+        for key in ("loss", "pixel_iou", "f1", "apls", "lr"):
             if isinstance(row.get(key), float) and not math.isnan(row[key]):
                 writer.add_scalar(f"{row['split']}/{key}", row[key], row["step"])
 

@@ -31,6 +31,7 @@ from torch.utils.tensorboard import SummaryWriter
 
 from aerialsam.device import amp_dtype, pick_device
 from aerialsam.errors import AerialSamError, InputError
+from aerialsam.io import remove_temporaries
 from aerialsam.models.checkpoints import resolve_checkpoint
 from aerialsam.prep.stretch import STRETCH_FILE
 from aerialsam.training import runs
@@ -38,6 +39,7 @@ from aerialsam.training.datasets import ChipDataset
 from aerialsam.training.embedding_cache import EmbeddingCache, checkpoint_identity, model_key
 from aerialsam.training.kinds import kind_of
 from aerialsam.training.logs import log_row, summarize, to_device, trim_metrics, validation_row
+from aerialsam.training.tasks import dense_target_names
 from aerialsam.training.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -116,7 +118,7 @@ def _setup(config: TrainConfig, data: TrainData, run_dir: Path) -> _Context:
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local)
         torch.cuda.set_device(device)
-    targets = ("footprint", "contact")
+    targets = dense_target_names(config)
     augment = config.augment and not config.uses_cache
     if config.augment and config.uses_cache and rank == 0:
         log.info("embedding cache on: image augmentations are off (features are computed "
@@ -187,12 +189,25 @@ def _micro_step(ctx: _Context, batch: dict, step: int,
                             enabled=ctx.amp_dtype is not None):
             loss, logs = ctx.task(batch)
         if not torch.isfinite(loss):
-            raise TrainingError(ctx.run_dir, f"loss is {float(loss.detach())} at step {step + 1}; "
-                                             "training stopped, the last good checkpoint is "
-                                             f"{ctx.run_dir / runs.CHECKPOINTS / runs.LAST} "
-                                             "(lower the learning rate or use --amp off)")
+            raise TrainingError(ctx.run_dir, _diverged(ctx, float(loss.detach()), step + 1))
         ctx.scaler.scale(loss / ctx.config.grad_accum).backward()
     return loss.detach().item(), logs
+
+
+def _diverged(ctx: _Context, loss: float, step: int) -> str:
+    """Why training stopped at a non-finite loss, and what can be done about it.
+
+    An exact resume takes the same steps again, so it diverges again: the way on is a new
+    run with other settings. ``amp`` is a configuration key (YAML), not a command option.
+    """
+    newest = runs.latest_checkpoint(ctx.run_dir)
+    kept = (f"the newest checkpoint is {newest}" if newest is not None
+            else "no checkpoint was saved yet")
+    amp = (f", or with `amp: off` in its YAML configuration (this run used {ctx.config.amp})"
+           if ctx.amp_dtype is not None else "")
+    return (f"loss is {loss} at step {step}; training stopped, {kept}. Resuming repeats the "
+            f"same steps: start a new run (another --name) with a lower --lr (this run used "
+            f"{ctx.config.lr:g}){amp}")
 
 
 class _null:
@@ -241,8 +256,14 @@ def _checkpoint(ctx: _Context, step: int) -> None:
     if ctx.rank == 0:
         folder = ctx.run_dir / runs.CHECKPOINTS
         state = _state(ctx, step)
-        runs.save_checkpoint(folder / f"step_{step:06d}.pt", state)
-        runs.save_checkpoint(folder / runs.LAST, state)
+        # the step file first: a crash between the two leaves it as the newest whole one
+        for path in (folder / f"step_{step:06d}.pt", folder / runs.LAST):
+            try:
+                runs.save_checkpoint(path, state)
+            except Exception as exc:  # torch's writer may report ENOSPC as a RuntimeError
+                if not runs.disk_full(exc):
+                    raise
+                raise runs.DiskFullError(ctx.run_dir, path) from None
     if ctx.world > 1:
         dist.barrier()
 
@@ -255,29 +276,36 @@ def train(config: TrainConfig, data: TrainData, run_dir: str | Path, resume: boo
         config: the run's configuration.
         data: the chips, masks and splits to read.
         run_dir: the run folder (see :mod:`aerialsam.training.runs`).
-        resume: continue from ``run_dir/checkpoints/last.pt`` with the saved configuration's
-            data order, exactly where it stopped.
+        resume: continue exactly where the run stopped, with the saved configuration's data
+            order, from its newest whole checkpoint (``last.pt`` or ``step_<N>.pt``; damaged
+            ones are named in a warning and skipped); with none, from step 0.
         stop_after: end after this step (as an interruption would; a later ``resume``
             continues to ``config.steps``).
 
     Raises:
-        InputError: bad data (before any step), a folder holding another run, or nothing
-            to resume.
+        InputError: bad data (before any step), a folder holding another run, or a
+            finished run to resume.
         TrainingError: a non-finite loss.
+        DiskFullError: the disk filled up while saving a checkpoint.
     """
     run_dir = Path(run_dir)
     _check_run_dir(run_dir, config, resume)
     ctx = _setup(config, data, run_dir)
     step = 0
     if resume:
-        step = _restore(ctx, runs.load_checkpoint(run_dir / runs.CHECKPOINTS / runs.LAST))
-        if step >= config.steps and (run_dir / runs.MODEL_FILE).exists():
-            raise InputError(run_dir, f"finished already ({step} of {config.steps} steps); "
-                                      "nothing to resume")
-        log.info("resuming %s at step %d of %d", run_dir.name, step, config.steps)
+        found = runs.resume_checkpoint(run_dir)
+        if found is not None:
+            step = _restore(ctx, found[1])
+            log.info("resuming %s at step %d of %d from %s", run_dir.name, step, config.steps,
+                     found[0].name)
+        else:  # it died before its first checkpoint: run.json holds all it needs
+            log.warning("%s: no whole checkpoint to resume from; starting again from step 0 "
+                        "with the saved configuration", run_dir)
+        del found  # the loaded state: as large as the model and its optimiser
         if ctx.rank == 0:
             trim_metrics(run_dir, step)
-    elif ctx.rank == 0:
+            remove_temporaries(run_dir)  # a killed run's half-written checkpoints
+    if step == 0 and ctx.rank == 0:
         runs.write_run_json(run_dir, config, **_grid(ctx))
         # predictions with this run read imagery exactly as its training chips were made
         if (data.chips / STRETCH_FILE).exists():
@@ -321,13 +349,22 @@ def train(config: TrainConfig, data: TrainData, run_dir: str | Path, resume: boo
 
 
 def _check_run_dir(run_dir: Path, config: TrainConfig, resume: bool) -> None:
-    """Refuse to start over a run folder, or to resume with another configuration."""
+    """Refuse to start over a run folder, or to resume another configuration or a done run.
+
+    A run is done when its ``run.json`` records the final step (written last, after
+    ``model.pt``).
+    """
     if resume:
-        saved = runs.read_run(run_dir)["config"]
+        run = runs.read_run(run_dir)
+        saved = run["config"]
         if saved.to_dict() != config.to_dict():
             changed = sorted(k for k, v in config.to_dict().items() if saved.to_dict()[k] != v)
             raise InputError(run_dir, f"was trained with other settings ({', '.join(changed)}); "
                                       "resume with the saved configuration")
+        done = run.get("step")
+        if isinstance(done, int) and done >= config.steps and (run_dir / runs.MODEL_FILE).exists():
+            raise InputError(run_dir, f"finished already ({done} of {config.steps} steps); "
+                                      "nothing to resume")
         return
     if (run_dir / runs.RUN_FILE).exists():
         raise InputError(run_dir, "holds a run already; resume it (--resume) or choose "
@@ -348,12 +385,14 @@ def _finish(ctx: _Context, writer: SummaryWriter | None, step: int,
     row = validation_row(ctx, step, epoch, final=True)
     log_row(ctx, writer, row)
     runs.save_final_model(ctx.run_dir, ctx.model, ctx.config)
+    score = "apls" if ctx.config.task == "roads" else "f1"
     metrics = {"val_loss": row["loss"], "val_pixel_iou": row["pixel_iou"],
-               "val_f1": row["f1"], "threshold": row["threshold"]}
+               f"val_{score}": row[score], "threshold": row["threshold"]}
+    saved = {key: row[key] for key in ("oracle", "f1_per_threshold", "road_graph",
+                                       "apls_per_setting") if key in row}
     runs.write_run_json(ctx.run_dir, ctx.config, **_grid(ctx), threshold=row["threshold"],
-                        step=step,
-                        metrics=metrics, oracle=row["oracle"],
-                        f1_per_threshold=row["f1_per_threshold"])
-    log.info("%s: val F1 %.3f at threshold %.2f%s", ctx.run_dir.name, row["f1"],
-             row["threshold"], " (oracle prompts: an upper bound)" if row["oracle"] else "")
+                        step=step, metrics=metrics, **saved)
+    log.info("%s: val %s %.3f at %s%s", ctx.run_dir.name, score.upper(), row[score],
+             row.get("setting", f"threshold {row['threshold']:.2f}"),
+             " (oracle prompts: an upper bound)" if row["oracle"] else "")
     return metrics

@@ -4,16 +4,19 @@ A task is an ``nn.Module`` whose ``forward(batch)`` returns the loss and a few n
 log, so the training loop (and DistributedDataParallel around it) is the same for every model.
 
 Losses: monai's Dice + binary cross-entropy on logits upsampled to the chip (targets are never
-resampled), plus an optional focal term. SAM 2 also learns its IoU head (mean squared error
-between predicted and actual IoU). With box or point prompts each prompted building has its
-three multimask outputs scored and only the best one counts, as in SAM's own training.
+resampled), plus an optional focal term. Road runs learn the road mask and its centre line
+(two dense channels, as buildings learn footprint and contact) and may add monai's soft
+clDice on the road channel, a term that rewards connected, complete centre lines. SAM 2
+also learns its IoU head (mean squared error between predicted and actual IoU). With box or
+point prompts each prompted building has its three multimask outputs scored and only the
+best one counts, as in SAM's own training.
 """
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from monai.losses import DiceLoss, FocalLoss
+from monai.losses import DiceLoss, FocalLoss, SoftclDiceLoss
 from sam2.modeling.sam2_base import SAM2Base
 from scipy import ndimage
 from torch import nn
@@ -23,22 +26,33 @@ from aerialsam.training.embedding_cache import EmbeddingCache
 from aerialsam.training.train_config import TrainConfig
 
 DENSE_TARGETS = ("footprint", "contact")
-"""Targets of the dense outputs: SAM 2's multimask channels 0, 1 and the U-Net's channels."""
+"""Building targets of the dense outputs: SAM 2's multimask channels 0, 1, the U-Net's."""
+ROAD_DENSE_TARGETS = ("road", "road_centerline")
+"""Road targets of the same channels (SpaceNet 3 road runs)."""
+
+
+def dense_target_names(config: TrainConfig) -> tuple[str, ...]:
+    """The targets of a run's dense channels, in channel order."""
+    return ROAD_DENSE_TARGETS if config.task == "roads" else DENSE_TARGETS
 
 
 class SegmentationLoss(nn.Module):
     """Dice + binary cross-entropy (+ focal) per sample and channel, on logits."""
 
-    def __init__(self, focal_weight: float = 0.0) -> None:
+    def __init__(self, focal_weight: float = 0.0, cldice_weight: float = 0.0) -> None:
         """Set up the terms.
 
         Args:
             focal_weight: the focal term's weight; 0 leaves it out.
+            cldice_weight: the weight of soft clDice on channel 0; 0 leaves it out.
         """
         super().__init__()
         self.dice = DiceLoss(sigmoid=True, reduction="none")
         self.focal = FocalLoss(reduction="none") if focal_weight > 0 else None
         self.focal_weight = focal_weight
+        self.cldice = (SoftclDiceLoss(sigmoid=True, reduction="none") if cldice_weight > 0
+                       else None)
+        self.cldice_weight = cldice_weight
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Loss per (sample, channel): shape (N, C)."""
@@ -48,6 +62,11 @@ class SegmentationLoss(nn.Module):
                                                          reduction="none").mean((2, 3))
         if self.focal is not None:
             loss = loss + self.focal_weight * self.focal(logits, target).mean((2, 3))
+        if self.cldice is not None:
+            # topology of the road channel only: the centre-line channel is a skeleton already
+            extra = torch.zeros_like(loss)
+            extra[:, 0] = self.cldice(logits[:, :1], target[:, :1]).flatten()
+            loss = loss + self.cldice_weight * extra
         return loss
 
 
@@ -80,7 +99,7 @@ def dense_targets(batch: dict, names: tuple[str, ...]) -> torch.Tensor:
 
 
 class UNetTask(nn.Module):
-    """The U-Net's step: footprint and contact channels against their masks."""
+    """The U-Net's step: its two channels against their masks (buildings or roads)."""
 
     def __init__(self, unet: nn.Module, config: TrainConfig) -> None:
         """Wrap the U-Net with the run's loss.
@@ -91,12 +110,13 @@ class UNetTask(nn.Module):
         """
         super().__init__()
         self.model = unet
-        self.loss = SegmentationLoss(config.focal_weight)
+        self.names = dense_target_names(config)
+        self.loss = SegmentationLoss(config.focal_weight, config.cldice_weight)
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss and :func:`overlap_counts` of a batch from ``collate_unet``."""
         logits = self.model(batch["image"])
-        names = DENSE_TARGETS[:logits.shape[1]]
+        names = self.names[:logits.shape[1]]
         target = dense_targets(batch, names)
         loss = self.loss(logits, target).mean()
         return loss, overlap_counts(logits, target)
@@ -118,7 +138,8 @@ class Sam2Task(nn.Module):
         self.model = model
         self.config = config
         self.cache = cache
-        self.loss = SegmentationLoss(config.focal_weight)
+        self.names = dense_target_names(config)
+        self.loss = SegmentationLoss(config.focal_weight, config.cldice_weight)
 
     def features(self, batch: dict) -> Features:
         """Encoder features of the batch: cached, frozen, or with gradients."""
@@ -138,7 +159,7 @@ class Sam2Task(nn.Module):
 
     def _dense_step(self, feats: Features, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         logits, iou_pred = decode_semantic(self.model, feats, multimask=True)
-        target = dense_targets(batch, tuple(n for n in DENSE_TARGETS if n in batch))
+        target = dense_targets(batch, tuple(n for n in self.names if n in batch))
         logits = upscale(logits[:, :target.shape[1]], *target.shape[-2:])
         loss = self.loss(logits, target).mean()
         actual = mask_iou(logits[:, :1], target[:, :1])

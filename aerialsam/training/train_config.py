@@ -1,7 +1,11 @@
 """What a fine-tuning run does: one dataclass, from a profile or a YAML file, checked up front.
 
 Everything is validated when the configuration is made, so an unknown key or an impossible
-combination stops the run before any data is read, not an hour into training.
+combination stops the run before any data is read, not an hour into training. The types come
+from :class:`TrainConfig`'s annotations (:func:`aerialsam.inputs.check_fields`: a field added
+there is checked without more code; ``steps: "abc"``, ``augment: "yes"`` and ``lr: .nan`` are
+refused by name), the bounds of numeric fields from :data:`RANGES`, the choices and the
+combinations from ``TrainConfig.__post_init__``.
 """
 
 from __future__ import annotations
@@ -11,16 +15,38 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from aerialsam.config import Profile, load_profile
+from aerialsam.config import PROFILES, Profile, load_profile
 from aerialsam.errors import InputError
+from aerialsam.inputs import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    POSITIVE,
+    Range,
+    check_fields,
+    check_ranges,
+    load_yaml_mapping,
+)
 from aerialsam.models.variants import VARIANT_NAMES, check_image_size
 
+TASKS = ("buildings", "roads")
 MODELS = ("sam2", "unet")
 REGIMES = ("decoder", "full", "lora")
 PROMPTS = ("none", "box", "point")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
+RANGES: dict[str, Range] = {
+    **dict.fromkeys(("steps", "batch_size", "grad_accum", "checkpoint_every", "max_prompts",
+                     "lora_rank", "image_size"), AT_LEAST_ONE),
+    **dict.fromkeys(("lr", "clip_grad", "lora_alpha"), POSITIVE),
+    **dict.fromkeys(("encoder_lr_scale", "weight_decay", "warmup_steps", "focal_weight",
+                     "cldice_weight", "iou_loss_weight", "val_every", "seed", "workers"),
+                    NON_NEGATIVE),
+    "box_jitter": FRACTION,
+}
+"""Bounds of the numeric fields of :class:`TrainConfig`; every float field must be finite.
+
+A numeric field added to the class without an entry here is only required to be finite.
+"""
 
 
 @dataclass(frozen=True)
@@ -28,7 +54,9 @@ class TrainConfig:
     """A fine-tuning run of SAM 2 or of the U-Net baseline.
 
     Attributes:
-        name: the run folder's name under ``runs/`` (default: model, regime and prompt).
+        name: the run folder's name under ``runs/`` (default: task, model, regime, prompt).
+        task: ``buildings`` (SpaceNet 2 footprints, scored by F1) or ``roads`` (SpaceNet 3
+            road masks, scored by APLS); prediction and evaluation follow the saved task.
         model: ``sam2`` or ``unet``.
         regime: SAM 2 only. ``decoder`` (frozen image encoder, trains the mask decoder and
             prompt encoder), ``full`` (everything; the encoder at ``lr * encoder_lr_scale``)
@@ -43,6 +71,8 @@ class TrainConfig:
         lr, encoder_lr_scale, weight_decay, warmup_steps, clip_grad: AdamW with linear
             warm-up and cosine decay, gradient norm clipped.
         focal_weight: weight of a focal loss added to Dice + cross-entropy.
+        cldice_weight: roads only: weight of monai's soft clDice term (topology of thin
+            structures) added to the road channel's loss; 0 leaves it out.
         iou_loss_weight: weight of SAM 2's IoU-prediction loss.
         max_prompts: buildings prompted per chip (box/point), sampled when there are more.
         box_jitter: box corners move by up to this fraction of the box side.
@@ -59,6 +89,7 @@ class TrainConfig:
     """
 
     name: str = ""
+    task: str = "buildings"
     model: str = "sam2"
     regime: str = "decoder"
     prompt: str = "none"
@@ -76,6 +107,7 @@ class TrainConfig:
     warmup_steps: int = 10
     clip_grad: float = 1.0
     focal_weight: float = 0.0
+    cldice_weight: float = 0.0
     iou_loss_weight: float = 1.0
     max_prompts: int = 16
     box_jitter: float = 0.1
@@ -97,6 +129,7 @@ class TrainConfig:
         Raises:
             InputError: the first bad value.
         """
+        _check_choice("task", self.task, TASKS)
         _check_choice("model", self.model, MODELS)
         _check_choice("regime", self.regime, REGIMES)
         _check_choice("prompt", self.prompt, PROMPTS)
@@ -108,15 +141,22 @@ class TrainConfig:
                 raise InputError(key, f"must be at least 1, got {getattr(self, key)}")
         if self.lr <= 0:
             raise InputError("lr", f"must be positive, got {self.lr}")
+        if self.task == "roads" and self.prompt != "none":
+            raise InputError("prompt", "road runs are prompt-free (prompt: none): a road "
+                                       "network has no per-object prompts to train with")
+        if self.cldice_weight and self.task != "roads":
+            raise InputError("cldice_weight", "only road runs have a clDice term")
+        check_ranges(self, RANGES)
 
     @property
     def run_name(self) -> str:
         """``name``, or e.g. ``sam2_tiny_decoder_none`` / ``unet_small``."""
         if self.name:
             return self.name
+        prefix = "roads_" if self.task == "roads" else ""
         if self.model == "unet":
-            return f"unet_{self.unet_features}"
-        return f"sam2_{self.variant}_{self.regime}_{self.prompt}"
+            return f"{prefix}unet_{self.unet_features}"
+        return f"{prefix}sam2_{self.variant}_{self.regime}_{self.prompt}"
 
     @property
     def uses_cache(self) -> bool:
@@ -151,15 +191,22 @@ def from_profile(profile: str | Profile,
 
 
 def make_config(values: dict[str, Any], source: str = "config") -> TrainConfig:
-    """A :class:`TrainConfig` from a dictionary, refusing unknown keys by name.
+    """A :class:`TrainConfig` from a dictionary (YAML, JSON, overrides), checked against its fields.
+
+    Types come from the class's annotations, bounds from :data:`RANGES`; lists become tuples.
 
     Raises:
-        InputError: unknown keys (naming ``source``) or invalid values.
+        InputError: unknown keys, a value of the wrong type or out of bounds, or a bad choice
+            or combination; naming ``source`` and the key.
     """
-    values = _checked(values, source)
-    if values.get("aois") is not None:
-        values["aois"] = tuple(values["aois"])
-    return TrainConfig(**values)
+    values = check_fields(TrainConfig, values, source, RANGES)
+    try:
+        return TrainConfig(**values)
+    except InputError as exc:
+        key = exc.source.lstrip("-").replace("-", "_")  # check_image_size names --image-size
+        if key in values:  # a field's check: say where the value came from
+            raise InputError(source, f"{key}: {exc.problem}") from None
+        raise
 
 
 def load_config(config: str | Path,
@@ -169,29 +216,20 @@ def load_config(config: str | Path,
     A YAML file may name a ``profile`` to start from; its other keys override it.
 
     Raises:
-        InputError: a missing or malformed file, or unknown keys.
+        InputError: a missing, binary or malformed file, unknown keys, or values the fields
+            refuse (naming the file and the key).
     """
     path = Path(config)
     if not path.suffix and not path.exists():
         return from_profile(str(config), **overrides)
     if not path.is_file():
         raise InputError(path, "config file not found (or give a profile: smoke, demo, full)")
-    try:
-        values = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        raise InputError(path, f"not valid YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(values, dict):
-        raise InputError(path, "expected a mapping of config keys")
+    values = load_yaml_mapping(path, what="YAML")
     profile = values.pop("profile", None)
-    if profile is not None:
-        return from_profile(profile, **{**_checked(values, path), **overrides})
-    return make_config({**values, **overrides}, source=str(path))
-
-
-def _checked(values: dict[str, Any], source: str | Path) -> dict[str, Any]:
-    """A copy of ``values``, or an error naming ``source`` and the keys no config has."""
-    known = {f.name for f in dataclasses.fields(TrainConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise InputError(source, f"unknown key(s) {unknown}; known keys: {sorted(known)}")
-    return dict(values)
+    values = check_fields(TrainConfig, values, path, RANGES)
+    if profile is None:
+        return make_config({**values, **overrides}, source=str(path))
+    if not isinstance(profile, str) or profile not in PROFILES:
+        raise InputError(path, f"profile: unknown profile {profile!r}; choose one of "
+                               f"{', '.join(PROFILES)}")
+    return from_profile(profile, **{**values, **overrides})

@@ -149,7 +149,9 @@ def test_building_candidates_filters_and_sorts() -> None:
     shape = (256, 256)
     frame = building_candidates(generator_masks(shape), shape)
     assert list(frame.columns) == ["confidence", "stability", "area", "rectangularity",
-                                   "elongation", "geometry"]
+                                   "elongation", "width", "length", "geometry"]
+    # 2 area / perimeter: a long strip's width, half a square's side
+    assert frame["width"].tolist() == [15.0, 10.0]
     assert frame["confidence"].tolist() == [0.9, 0.7]
     assert frame["stability"].tolist() == [0.97, 0.96]
     assert frame["area"].tolist() == [900.0, 400.0]

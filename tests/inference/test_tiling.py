@@ -347,3 +347,16 @@ def test_models_with_two_outputs_write_two_bands(tmp_path: Path, rgb: np.ndarray
     with rasterio.open(out) as dst:
         assert dst.count == 2
         np.testing.assert_allclose(dst.read(), rgb[[0, 2]] / 255.0, atol=1e-6)
+
+
+def test_a_probability_raster_cut_short_never_becomes_final(tmp_path: Path, rgb: np.ndarray,
+                                                            monkeypatch) -> None:
+    from aerialsam.errors import InputError
+    from aerialsam.inference import tiling
+
+    src = write_raster(tmp_path / "img.tif", rgb)
+    # what a full disk leaves: GDAL logs the failed writes and closes a short file
+    monkeypatch.setattr(tiling, "raster_complete", lambda path: False)
+    with pytest.raises(InputError, match="disk is full"):
+        predict_raster(src, mix, tmp_path / "prob.tif", size=64, overlap=16)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.tif"]
