@@ -245,10 +245,16 @@ class StagePaths:
         return self.root / "road_splits.csv"
 
     def training_data(self, task: str) -> tuple[Path, Path, Path]:
-        """``(chips, masks, splits)`` of a task: ``buildings`` or ``roads``."""
+        """``(chips, masks, splits)`` of a task: ``buildings`` or ``roads``.
+
+        Raises:
+            InputError: another task name.
+        """
         if task == "roads":
             return self.road_chips, self.road_masks, self.road_splits
-        return self.chips, self.masks, self.splits
+        if task == "buildings":
+            return self.chips, self.masks, self.splits
+        raise InputError("task", f"unknown task {task!r}; choose buildings or roads")
 
     @property
     def runs(self) -> Path:

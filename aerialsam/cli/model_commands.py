@@ -11,7 +11,14 @@ import argparse
 from pathlib import Path
 
 from aerialsam.cli.arg_types import non_negative_int, positive_float, positive_int, probability
-from aerialsam.cli.options import add_aoi, add_data, add_device, add_variant
+from aerialsam.cli.options import (
+    MAX_CHIP_SIDE,
+    add_aoi,
+    add_data,
+    add_device,
+    add_variant,
+    chip_side,
+)
 from aerialsam.training.train_config import MODELS, PROMPTS, REGIMES, TASKS
 
 MODES = ("auto", "box", "point", "oracle")
@@ -29,15 +36,15 @@ def add_predict(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("model", help="'sam2' (pretrained, or random with --checkpoint random), "
                                       "or a run folder written by `aerialsam finetune`")
     parser.add_argument("src", type=Path, metavar="IMAGE_OR_DIR",
-                        help="a GeoTIFF, a folder of them, or SpaceNet 2 AOI folder(s)")
+                        help="a GeoTIFF, a folder of them, or SpaceNet 2 or 3 AOI folder(s)")
     parser.add_argument("out_dir", type=Path, help="prediction folder")
     add_variant(parser, "tiny", "SAM 2.1 size (default tiny)")
     parser.add_argument("--checkpoint", default=None, metavar="PATH|random",
                         help="checkpoint file, or 'random' for untrained weights (default: "
                              "the official file from the cache, downloaded if needed)")
     parser.add_argument("--mode", choices=MODES, default="auto",
-                        help="auto: automatic masks; box/point: --prompts; oracle: boxes of the "
-                             "ground truth (an upper bound, SpaceNet tiles only)")
+                        help="auto: automatic masks; box/point: --prompts; oracle: boxes (roads: "
+                             "points) of the ground truth (an upper bound, SpaceNet tiles only)")
     parser.add_argument("--task", choices=TASKS, default=None,
                         help="zero-shot sam2: buildings (default) or roads (auto: long, narrow "
                              "masks; oracle: points on the true roads of SpaceNet 3 tiles); a "
@@ -46,15 +53,16 @@ def add_predict(commands: argparse._SubParsersAction) -> None:
                         help="vector file of boxes/polygons (box) or points (point), any CRS")
     parser.add_argument("--image-size", type=positive_int, default=1024, metavar="N",
                         help="SAM 2 input side (multiple of 32; default 1024)")
-    parser.add_argument("--size", type=positive_int, default=None, metavar="CHIP",
-                        help="chip side in image pixels (default: the image size)")
+    parser.add_argument("--size", type=chip_side, default=None, metavar="CHIP",
+                        help=f"chip side in image pixels, at most {MAX_CHIP_SIDE} (default: the "
+                             "image size)")
     parser.add_argument("--overlap", type=non_negative_int, default=64, metavar="PX",
                         help="pixels shared by neighbouring chips (default 64)")
     parser.add_argument("--batch-size", type=positive_int, default=4, metavar="B",
                         help="chips per encoder pass (default 4)")
     parser.add_argument("--tta", action="store_true", help="average the four flips of each chip")
     parser.add_argument("--threshold", type=probability, default=None,
-                        help="probability above which a pixel is building (default: the "
+                        help="probability above which a pixel is building or road (default: the "
                              "run's validation-tuned threshold, else 0.5)")
     parser.add_argument("--stretch", type=Path, metavar="FILE",
                         help="stretch.json of the chips, for uint16 imagery")

@@ -19,7 +19,6 @@ Output ``reports/<name>/``::
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import math
@@ -48,6 +47,7 @@ from aerialsam.prep import road_masks
 from aerialsam.prep.chips import Source
 from aerialsam.prep.masks import read_grid
 from aerialsam.training.kinds import kind_of
+from aerialsam.training.road_validation import saved_options
 from aerialsam.training.runs import load_run_model
 from aerialsam.training.validation import chip_model_for
 
@@ -108,7 +108,7 @@ def _factory(model: str, sources: list[Source], zero_shot: ZeroShot
         raise InputError(model, f"was trained for {config.task}, not roads: evaluate it on "
                                 "SpaceNet 2 tiles (the building splits)")
     factory: ChipModelFactory = lambda source, src: chip_model_for(net, config, source)  # noqa: E731
-    options = RoadGraphOptions(**run.get("road_graph", dataclasses.asdict(DEFAULT_OPTIONS)))
+    options = saved_options(run, model)
     params = {"model": str(Path(model).resolve()), "task": "roads", "step": run.get("step"),
               "mode": "dense"}
     size = kind_of(config).input_size(config, run)

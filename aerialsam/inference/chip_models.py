@@ -124,7 +124,8 @@ class RoadFilter:
 
     Attributes:
         min_area: smallest road piece in px².
-        max_width: widest mean width in px (40 px: about 12 m, a four-lane road).
+        max_width: widest mean width in px (40 px: 8 to 12 m at SpaceNet 3's 0.2-0.3 m
+            pixels, a four-lane road).
         min_length: shortest road piece in px (60 px: about 18 m).
         max_fraction: drop masks covering more than this fraction of the chip (background).
     """

@@ -18,7 +18,7 @@ import numpy as np
 import shapely
 from sam2.modeling.sam2_base import SAM2Base
 
-from aerialsam.data import spacenet, spacenet3
+from aerialsam.data import spacenet3
 from aerialsam.errors import InputError
 from aerialsam.inference.chip_models import AutoSettings, RoadFilter, Sam2Auto, Sam2Prompted
 from aerialsam.inference.prediction import ChipModelFactory
@@ -45,14 +45,10 @@ def tile_roads(path: str | Path) -> list[shapely.LineString]:
     Raises:
         InputError: not a SpaceNet 3 tile, or a tile without its label file.
     """
-    path = Path(path)
     tile = spacenet3.road_tile_at(path)
-    if tile.geojson_path is None:
-        raise InputError(path, "no road labels beside this tile (geojson_roads/…): road "
-                               "scores and road oracle prompts need labelled SpaceNet 3 tiles")
+    lines = spacenet3.read_road_labels(tile, pixel=True)
     with open_raster(path) as src:
-        transform, size = src.transform, raster_pixel_size(src)
-    lines = spacenet.to_pixel(spacenet3.read_road_geojson(tile.geojson_path), transform)
+        size = raster_pixel_size(src)
     return road_sections(lines_graph(list(lines.geometry.array), size), precision=None,
                          source=tile.geojson_path)
 

@@ -72,6 +72,11 @@ _TENTHS = 10  # the scorer identifies points by their coordinates rounded to 0.1
 _NEIGHBOURS = [(dr, dc) for dr in (-1, 0, 1) for dc in (-1, 0, 1) if (dr, dc) != (0, 0)]
 
 
+MASK_OPTIONS = ("threshold", "closing_px", "fill_holes_m2", "min_blob_m2")
+"""The fields of :class:`RoadGraphOptions` that :func:`road_mask` reads (the rest clean the
+graph): two settings equal in these give the same mask and skeleton."""
+
+
 def road_mask(prob: np.ndarray, options: RoadGraphOptions = DEFAULT_OPTIONS,
               pixel_size: PixelSize = NOMINAL_PIXEL_SIZE) -> np.ndarray:
     """The road mask of a probability map: thresholded, closed, small holes filled, specks gone.
@@ -79,8 +84,7 @@ def road_mask(prob: np.ndarray, options: RoadGraphOptions = DEFAULT_OPTIONS,
     Args:
         prob: road probability (float 0-1), binary (bool) or ``uint8`` (0-255) map; NaN is
             no road.
-        options: ``threshold``, ``closing_px``, ``fill_holes_m2`` and ``min_blob_m2`` are
-            used.
+        options: its :data:`MASK_OPTIONS` are used.
         pixel_size: (east-west, north-south) metres per pixel.
     """
     mask = as_probability(prob) > options.threshold
@@ -200,7 +204,8 @@ def lines_graph(lines: Sequence[LineString | np.ndarray],
     graph = empty_graph(pixel_size)
     for line in lines:
         coords = np.asarray(line.coords if isinstance(line, LineString) else line,
-                            dtype=float).reshape(-1, 2)
+                            dtype=float)
+        coords = coords.reshape(len(coords), -1)[:, :2]  # a Z coordinate is dropped
         if len(coords) < 2:
             continue
         u, v = _point_keys(coords[[0, -1]])

@@ -300,18 +300,17 @@ def prepare_training_data(profile: Profile, data_dir: str | Path,
         InputError: no raw tiles (``full`` profile not downloaded), or a tile whose chips or
             masks could not be made (the first failure is named).
     """
-    paths = stage_paths(data_dir)
-    chips_dir, masks_dir, splits_path = paths.training_data(task)
+    chips_dir, masks_dir, splits_path = stage_paths(data_dir).training_data(task)
     if task == "roads":
         raw = demo_roads.prepare_road_raw(profile, data_dir)
         aoi_dirs = spacenet3.find_aoi_dirs(raw)
         kinds = ROAD_TARGETS if kinds is None else kinds
-        block_tiles = block_tiles or 1
+        block_tiles = 1 if block_tiles is None else block_tiles
     else:
         raw = demo.prepare_raw(profile, data_dir)
         aoi_dirs = spacenet.find_aoi_dirs(raw)
         kinds = chip_masks.DEFAULT_KINDS if kinds is None else kinds
-        block_tiles = block_tiles or 2
+        block_tiles = 2 if block_tiles is None else block_tiles
     # each dataset's own AOI folders: the raw folder may hold both datasets
     sources = [s for folder in aoi_dirs for s in chips.find_sources(folder)]
     report = chips.chip_sources(sources, chips_dir, size=profile.chip_size,

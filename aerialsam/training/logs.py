@@ -17,6 +17,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 
+from aerialsam.inference.road_graph import DEFAULT_OPTIONS
 from aerialsam.io import atomic_path
 from aerialsam.prep.chips import STRETCH_FILE
 from aerialsam.prep.stretch import load_stretches
@@ -106,8 +107,7 @@ def validation_row(ctx: Any, step: int, epoch: int,  # noqa: ANN401 (loop's _Con
     overlap = int(ctx.val.chips["overlap"].iloc[0])
     sources = val_sources(ctx.val.chips)
     if ctx.config.task == "roads":
-        settings = SETTINGS if final else tuple(o for o in SETTINGS
-                                                if o.threshold == 0.5 and o.gap_m == 6.0)
+        settings = SETTINGS if final else (DEFAULT_OPTIONS,)
         roads = tile_apls(ctx.model, ctx.config, sources, stretches, size, overlap, settings)
         row.update(apls=roads.apls, threshold=roads.options.threshold)
         if final:

@@ -11,6 +11,7 @@ Checkpoints, logs and validation happen on the first process only.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import math
 import os
@@ -113,7 +114,10 @@ def lr_lambda(step: int, warmup: int, total: int) -> float:
 def _setup(config: TrainConfig, data: TrainData, run_dir: Path) -> _Context:
     rank, world, local = distributed()
     if world > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+        # the other ranks wait while rank 0 validates whole tiles (a road run's final
+        # validation draws and scores every graph setting): far past the 10 min default
+        dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo",
+                                timeout=datetime.timedelta(hours=2))
     device = pick_device(config.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", local)
@@ -150,8 +154,9 @@ def _cache(config: TrainConfig, model: nn.Module, train: ChipDataset, data: Trai
     # the file load_sam2 resolved (explicit, or the cached official one): its contents count
     source = config.checkpoint or resolve_checkpoint(config.variant)
     weights = checkpoint_identity(source, seed=0)
-    folder = run_dir.parent / ".embedding_cache" / model_key(config.variant, config.image_size,
-                                                             weights)
+    # SpaceNet 2 and 3 chips share ids (AOI_2_Vegas_img1_…): one cache per chip folder
+    key = model_key(config.variant, config.image_size, weights)
+    folder = run_dir.parent / ".embedding_cache" / f"{data.chips.name}-{key}"
     files = {str(c): data.chips / str(p) for c, p in zip(train.chips["chip_id"],
                                                          train.chips["path"], strict=True)}
     return EmbeddingCache(folder, model, files)

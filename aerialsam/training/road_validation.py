@@ -33,6 +33,7 @@ from aerialsam.inference.road_graph import (
 )
 from aerialsam.inference.road_oracle import tile_roads
 from aerialsam.inference.road_vectorize import (
+    MASK_OPTIONS,
     raster_pixel_size,
     road_mask,
     road_sections,
@@ -40,6 +41,7 @@ from aerialsam.inference.road_vectorize import (
     skeleton_pixels,
 )
 from aerialsam.inference.tiling import predict_raster
+from aerialsam.inputs.schema import check_fields
 from aerialsam.metrics.apls import score_roads
 from aerialsam.prep.chips import Source
 from aerialsam.prep.stretch import Stretch
@@ -97,7 +99,10 @@ def road_probabilities(model: nn.Module, config: TrainConfig, sources: Sequence[
 def score_settings(probs: dict[str, tuple[np.ndarray, PixelSize]],
                    truth: dict[str, list[shapely.LineString]],
                    settings: Sequence[RoadGraphOptions] = SETTINGS) -> RoadTileScore:
-    """APLS of the tiles' graphs under every setting; the best one (ties: the first).
+    """APLS of the tiles' graphs under every setting; the best one.
+
+    Ties (an untrained model scores 0 everywhere) go to the setting closest to
+    ``DEFAULT_OPTIONS`` (threshold first), as building runs' ties go to 0.5.
 
     The skeleton depends only on the mask options, so it is taken once per threshold and
     cleaned once per setting.
@@ -105,11 +110,10 @@ def score_settings(probs: dict[str, tuple[np.ndarray, PixelSize]],
     if not settings:
         raise InputError("settings", "no graph setting to score")
     skeletons: dict[tuple, dict[str, nx.MultiGraph]] = {}
-    best: tuple[float, RoadGraphOptions, pd.DataFrame] | None = None
+    best: tuple[tuple, RoadGraphOptions, pd.DataFrame] | None = None
     per_setting = {}
     for options in settings:
-        mask_key = (options.threshold, options.closing_px, options.fill_holes_m2,
-                    options.min_blob_m2)
+        mask_key = tuple(getattr(options, name) for name in MASK_OPTIONS)
         if mask_key not in skeletons:
             skeletons[mask_key] = {image: _skeleton(prob, options, pixel_size)
                                    for image, (prob, pixel_size) in probs.items()}
@@ -117,9 +121,16 @@ def score_settings(probs: dict[str, tuple[np.ndarray, PixelSize]],
                      for image, raw in skeletons[mask_key].items()}
         result = score_roads(truth, proposals, workers=1)
         per_setting[setting_name(options)] = result.overall_apls
-        if best is None or result.overall_apls > best[0]:
-            best = (result.overall_apls, options, result.per_aoi)
-    return RoadTileScore(best[1], best[0], per_setting, best[2])
+        rank = (result.overall_apls, *(-d for d in _distance_to_default(options)))
+        if best is None or rank > best[0]:
+            best = (rank, options, result.per_aoi)
+    return RoadTileScore(best[1], best[0][0], per_setting, best[2])
+
+
+def _distance_to_default(options: RoadGraphOptions) -> tuple[float, float]:
+    """How far a setting is from the default one: ties go to the setting closest to it."""
+    return (abs(options.threshold - DEFAULT_OPTIONS.threshold),
+            abs(options.gap_m - DEFAULT_OPTIONS.gap_m))
 
 
 def _skeleton(prob: np.ndarray, options: RoadGraphOptions, pixel_size: PixelSize
@@ -136,3 +147,19 @@ def tile_apls(model: nn.Module, config: TrainConfig, sources: Sequence[Source],
     probs = road_probabilities(model, config, sources, stretches, size, overlap)
     truth = {source.image_id: tile_roads(source.path) for source in sources}
     return score_settings(probs, truth, settings)
+
+
+def saved_options(run: dict, run_dir: str | Path) -> RoadGraphOptions:
+    """The graph setting a road run saved (``road_graph`` in its ``run.json``), checked.
+
+    A run without one (validated before settings were saved) draws with the defaults.
+
+    Raises:
+        InputError: a ``road_graph`` with unknown keys or values of the wrong type.
+    """
+    values = run.get("road_graph", {})
+    source = Path(run_dir) / "run.json"
+    if not isinstance(values, dict):
+        raise InputError(source, f"road_graph: expected a mapping, got {type(values).__name__}")
+    checked = check_fields(RoadGraphOptions, values, f"{source}: road_graph")
+    return dataclasses.replace(DEFAULT_OPTIONS, **checked)

@@ -3,9 +3,11 @@
 Layout of ``runs/<name>/``::
 
     run.json                  the configuration, then (at the end) threshold and final metrics
+                              (roads: also the graph setting tuned on the val tiles)
     checkpoints/last.pt       everything to resume: model, optimiser, scheduler, scaler,
                               random states, step (also ``step_<N>.pt`` every N steps)
-    metrics.csv               loss, pixel IoU, SpaceNet F1, learning rate per logged step
+    metrics.csv               loss, pixel IoU, SpaceNet F1 (roads: APLS), learning rate per
+                              logged step
     tb/                       the same as TensorBoard event files
     model.pt                  the final weights in SAM 2's official format ``{"model": …}``
                               (LoRA folded in), for ``aerialsam predict RUN_DIR``
@@ -33,6 +35,7 @@ import torch
 from torch import nn
 
 from aerialsam.errors import AerialSamError, InputError
+from aerialsam.inputs import read_json
 from aerialsam.io import atomic_path
 from aerialsam.models.checkpoints import CheckpointError, load_torch_file, read_checkpoint
 from aerialsam.training.kinds import kind_of
@@ -246,10 +249,15 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
         raise InputError(run_dir, f"not a fine-tuning run folder (no {RUN_FILE})")
+    # the encoding rule and JSON errors with their line: a binary, Latin-1 or cut-short
+    # run.json is one line naming the file
+    document = read_json(path)
+    if not isinstance(document, dict) or not isinstance(document.get("config"), dict):
+        raise InputError(path, "not a readable run file (expected a JSON object with a "
+                               "'config' object)")
     try:
-        document = json.loads(path.read_text())
         document["config"] = make_config(document["config"], source=str(path))
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, TypeError) as exc:
         raise InputError(path, f"not a readable run file ({exc})") from None
     return document
 

@@ -61,7 +61,8 @@ class TrainConfig:
         regime: SAM 2 only. ``decoder`` (frozen image encoder, trains the mask decoder and
             prompt encoder), ``full`` (everything; the encoder at ``lr * encoder_lr_scale``)
             or ``lora`` (low-rank adapters on the encoder's attention, decoder trained).
-        prompt: SAM 2 only. ``none`` (dense masks per chip: footprint and contact),
+        prompt: SAM 2 only. ``none`` (dense masks per chip: footprint and contact, or road
+            and centre line),
             ``box`` or ``point`` (jittered ground-truth prompts per building).
         variant, checkpoint, image_size: the SAM 2 model (see ``load_sam2``).
         unet_features: U-Net width preset (``small`` or ``standard``).
@@ -150,7 +151,7 @@ class TrainConfig:
 
     @property
     def run_name(self) -> str:
-        """``name``, or e.g. ``sam2_tiny_decoder_none`` / ``unet_small``."""
+        """``name``, or e.g. ``sam2_tiny_decoder_none`` / ``unet_small`` / ``roads_unet_small``."""
         if self.name:
             return self.name
         prefix = "roads_" if self.task == "roads" else ""

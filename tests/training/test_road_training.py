@@ -99,19 +99,33 @@ def test_road_configs_refuse_prompts_and_building_runs_refuse_cldice() -> None:
 
 def test_cldice_adds_a_topology_term_that_reaches_the_weights() -> None:
     torch.manual_seed(0)
-    target = torch.zeros(2, 2, 32, 32)
-    target[:, 0, 14:18, :] = 1.0  # a road across the chip
-    target[:, 1, 16, :] = 1.0  # its centre line
-    logits = torch.randn(2, 2, 32, 32, requires_grad=True)
+    target = torch.zeros(2, 2, 64, 64)
+    target[:, 0, 22:42, :] = 1.0  # a 20 px road across the chip: 4 m at 0.2 m pixels
+    target[:, 1, 32, :] = 1.0  # its centre line
+    logits = torch.randn(2, 2, 64, 64, requires_grad=True)
     plain = tasks.SegmentationLoss()(logits, target)
     topo = tasks.SegmentationLoss(cldice_weight=1.0)(logits, target)
     assert torch.equal(plain[:, 1], topo[:, 1])  # the centre-line channel is unchanged
-    assert (topo[:, 0] > plain[:, 0]).all()
+    assert (topo[:, 0] > plain[:, 0] + 0.1).all()  # the road's skeleton is not eroded away
     topo.sum().backward()
     assert logits.grad is not None and torch.isfinite(logits.grad).all()
 
 
-def test_the_best_graph_setting_wins_and_ties_keep_the_first() -> None:
+def test_cldice_sees_a_break_in_a_road_as_wide_as_a_real_one() -> None:
+    road = torch.zeros(1, 2, 64, 64)
+    road[:, 0, 22:42, :] = 1.0  # 20 px: a 4 m road at 0.2 m pixels
+    complete = road * 20 - 10
+    broken = complete.clone()
+    broken[..., 28:36] = -10.0  # an 8 px gap across the road
+    loss = tasks.SegmentationLoss(cldice_weight=1.0)
+    dice_only = tasks.SegmentationLoss()
+    gain = (loss(broken, road) - dice_only(broken, road))[0, 0]
+    # with too few erosions the true skeleton of so wide a road is empty and the break is free
+    assert gain > 0.05
+    assert (loss(complete, road) - dice_only(complete, road))[0, 0] < 1e-3
+
+
+def test_the_best_graph_setting_wins_and_ties_go_to_the_default() -> None:
     truth = {"AOI_2_Vegas_img1": [np.array([[10.0, 100.0], [290.0, 100.0]])]}
     road = np.zeros((200, 300), np.float32)
     road[95:106, 5:295] = 0.45  # above 0.3, not above 0.5: only the low threshold finds it
@@ -121,4 +135,21 @@ def test_the_best_graph_setting_wins_and_ties_keep_the_first() -> None:
     assert best.options.threshold == 0.3
     assert best.apls > 0.9
     assert best.per_setting["t=0.5 gap=6m"] == 0.0
-    assert best.per_setting["t=0.2 gap=6m"] == best.apls  # a tie: the first one stays
+    assert best.per_setting["t=0.2 gap=6m"] == best.apls  # a tie: 0.3 is nearer 0.5
+    nothing = {"AOI_2_Vegas_img1": (np.zeros((200, 300), np.float32), (0.3, 0.3))}
+    tied = road_validation.score_settings(nothing, truth, settings[::-1])
+    assert tied.apls == 0.0 and tied.options.threshold == 0.5  # all 0: the default setting
+
+
+def test_a_sam2_decoder_road_run_uses_the_embedding_cache_and_resumes_exactly(
+        smoke_road_data: loop.TrainData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(loop, "validation_row", fake_validation_row)
+    config = tiny_config(task="roads", model="sam2", regime="decoder", steps=2,
+                         checkpoint_every=1, warmup_steps=1, cldice_weight=0.5)
+    assert config.uses_cache
+    loop.train(config, smoke_road_data, tmp_path / "straight")
+    cached = list((tmp_path / ".embedding_cache").iterdir())
+    assert len(cached) == 1 and len(list(cached[0].glob("*.pt"))) == 4  # 2 chips a step
+    loop.train(config, smoke_road_data, tmp_path / "split", stop_after=1)
+    loop.train(config, smoke_road_data, tmp_path / "split", resume=True)
+    assert_same_weights(final_weights(tmp_path / "straight"), final_weights(tmp_path / "split"))
