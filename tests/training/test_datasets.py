@@ -97,6 +97,15 @@ def test_boxes_and_points_match_footprint_instances(run: Run) -> None:
     assert 0 in counts and max(counts) >= 5  # empty chips and dense chips were both seen
 
 
+def test_a_prompt_free_dataset_skips_the_prompts_and_nothing_else(run: Run) -> None:
+    with_prompts = dataset(run, "train")
+    without = dataset(run, "train", prompts=False)
+    for index in (0, len(without) - 1):
+        a, b = with_prompts[index], without[index]
+        assert b["boxes"].shape == (0, 4) and b["points"].shape == (0, 2)
+        assert torch.equal(a["image"], b["image"]) and torch.equal(a["footprint"], b["footprint"])
+
+
 def test_building_prompts_exact() -> None:
     footprint = np.zeros((20, 30), np.uint8)
     footprint[2:7, 3:8] = 1  # a 5 x 5 square: centre pixel (row 4, column 5)
