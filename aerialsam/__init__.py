@@ -5,9 +5,12 @@ layers over it. Its subpackages follow the data, one stage each, and a module im
 from its own subpackage or from those above it in this list (``make lint`` checks the order
 with import-linter):
 
-1. kernel, at the top level: :mod:`~aerialsam.errors`, :mod:`~aerialsam.io` (atomic writes,
-   rasters), :mod:`~aerialsam.config` (run profiles, the folder-per-stage layout),
-   :mod:`~aerialsam.device` (device and mixed-precision choice);
+1. kernel, at the top level: :mod:`~aerialsam.errors`, :mod:`aerialsam.inputs` (every file
+   from users read and checked in one place: the encoding rule, CSV tables, GeoJSON and WKT,
+   JSON and YAML against a schema), :mod:`~aerialsam.io` (atomic writes, rasters),
+   :mod:`~aerialsam.config` (run profiles, the folder-per-stage layout),
+   :mod:`~aerialsam.device` (device and mixed-precision choice); inside the kernel,
+   ``inputs`` imports only ``errors``, and ``io``, ``config`` and ``device`` may import both;
 2. :mod:`aerialsam.data`: SpaceNet layouts, manifest, downloads, synthetic cities (``raw/``);
 3. :mod:`aerialsam.prep`: stretch, chips, masks, splits (``chips/``, ``masks/``,
    ``splits.csv``);

@@ -25,6 +25,7 @@ import rasterio
 from rasterio.errors import RasterioError, RasterioIOError
 
 from aerialsam.errors import InputError
+from aerialsam.inputs import read_json
 
 _TEMPORARY = re.compile(r"^\..*\.(?P<pid>\d+)-[a-z0-9_]{8}\.part(\.[^.]*)?$")
 """The names :func:`atomic_path` gives its temporaries: ``.<stem>.<pid>-<random>.part<suffix>``."""
@@ -303,10 +304,11 @@ def record_params(folder: str | Path, filename: str, params: dict, what: str) ->
     path = folder / filename
     if path.exists():
         try:
-            found = json.loads(path.read_text())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise InputError(path, f"unreadable parameter file ({exc}); delete the folder "
-                                   "or this file") from None
+            found = read_json(path)
+        except InputError as exc:
+            # a binary, non-UTF-8 or cut-short file (a killed writer's, or one edited by hand)
+            raise InputError(path, f"unreadable parameter file ({exc.problem}); delete the "
+                                   "folder or this file") from None
         if found != params:
             raise InputError(folder, f"holds {what} made with {found}, not {params}; "
                                      "choose another folder or delete this one")

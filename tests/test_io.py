@@ -127,3 +127,25 @@ def test_record_params_refuses_an_unreadable_file_in_one_line(tmp_path: Path) ->
     (tmp_path / "masks.json").write_text('{"boundary_width": 3,')
     with pytest.raises(InputError, match="masks.json: unreadable parameter file"):
         io.record_params(tmp_path, "masks.json", {"boundary_width": 3}, "masks")
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (bytes(range(256)), "not UTF-8 text: NUL byte at byte offset 0"),
+    ('{"note": "Café"}'.encode("latin-1"), "not UTF-8 text: byte 0xe9"),
+    (b"[" * 20000 + b"]" * 20000, "not valid JSON: nested too deeply"),
+])
+def test_record_params_refuses_a_binary_or_garbage_file_in_one_line(tmp_path: Path,
+                                                                    content: bytes,
+                                                                    problem: str) -> None:
+    (tmp_path / "masks.json").write_bytes(content)
+    with pytest.raises(InputError) as caught:
+        io.record_params(tmp_path, "masks.json", {"boundary_width": 3}, "masks")
+    message = str(caught.value)
+    assert message.startswith(f"{tmp_path / 'masks.json'}: unreadable parameter file ({problem}")
+    assert "\n" not in message
+
+
+def test_record_params_refuses_a_folder_in_its_place(tmp_path: Path) -> None:
+    (tmp_path / "masks.json").mkdir()
+    with pytest.raises(InputError, match=r"unreadable parameter file \(is a folder"):
+        io.record_params(tmp_path, "masks.json", {"boundary_width": 3}, "masks")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from aerialsam.cli.arg_types import non_negative_int, positive_int
 from aerialsam.cli.options import add_aoi, selected_aois
 from aerialsam.data import demo, demo_roads, download
 from aerialsam.data.manifest import DEFAULT_DATASET
@@ -24,9 +25,10 @@ def add_demo(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--dataset", choices=DATASETS, default=DEFAULT_DATASET,
                         help="buildings (SpaceNet 2, 650 px tiles; default) or roads "
                              "(SpaceNet 3, 1300 px tiles)")
-    parser.add_argument("--tiles-per-aoi", type=int, default=10, metavar="N",
+    parser.add_argument("--tiles-per-aoi", type=positive_int, default=10, metavar="N",
                         help="tiles per AOI (default 10)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, metavar="S",
+                        help="random seed (default 0)")
     add_aoi(parser)
     parser.set_defaults(handler=_run_demo)
 
@@ -59,7 +61,7 @@ def add_download(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--split", choices=("train", "test"), default="train",
                         help="train (labelled) or test (public test, no labels); default train")
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--tiles", type=int, metavar="N",
+    mode.add_argument("--tiles", type=positive_int, metavar="N",
                       help="the first N tiles (image + label GeoJSON) of each AOI")
     mode.add_argument("--tarball", action="store_true",
                       help="whole tarballs: streamed, resumed, md5-verified, extracted safely")
@@ -70,7 +72,7 @@ def add_download(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--endpoint", default=None, metavar="URL",
                         help="bucket base URL of a mirror or S3-compatible server "
                              "(default: the manifest's, https://spacenet-dataset.s3.amazonaws.com)")
-    parser.add_argument("--workers", type=int, default=8, metavar="K",
+    parser.add_argument("--workers", type=positive_int, default=8, metavar="K",
                         help="concurrent tile downloads (default 8)")
     parser.add_argument("--keep-archive", action="store_true",
                         help="keep verified tarballs in DEST/.downloads after extraction")

@@ -27,10 +27,19 @@ def add_aoi(parser: argparse.ArgumentParser) -> None:
 
 
 def selected_aois(value: str) -> list[str]:
-    """The AOIs of an ``--aoi`` value: its comma-separated names, or the four for ``all``."""
+    """The AOIs of an ``--aoi`` value: its comma-separated names, or the four for ``all``.
+
+    Raises:
+        InputError: a value that names no AOI (``--aoi ,``, ``--aoi ""``): it would
+            otherwise read as no choice at all and select every AOI.
+    """
     if value.strip() == ALL_AOIS:
         return list(AOI_NAMES)
-    return [name.strip() for name in value.split(",") if name.strip()]
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    if not names:
+        raise InputError("--aoi", f"{value!r} names no AOI; give comma-separated AOIs "
+                                  f"({', '.join(AOI_NAMES)}) or {ALL_AOIS}")
+    return names
 
 
 def add_device(parser: argparse.ArgumentParser) -> None:
@@ -68,3 +77,22 @@ def check_chip_size(size: int, option: str = "--size") -> int:
         raise InputError(option, f"{size} px chips would take {gib:,.0f} GiB each (uint8 RGB); "
                                  f"use at most {MAX_CHIP_SIDE}")
     return size
+
+
+def chip_side(text: str) -> int:
+    """``--size`` as the parser reads it: an integer that :func:`check_chip_size` accepts.
+
+    The parser type of every command that takes a chip side, so that the bound is one rule
+    and the refusal is the parser's one line, before any input is read.
+
+    Raises:
+        argparse.ArgumentTypeError: not an integer, or a side :func:`check_chip_size` refuses.
+    """
+    try:
+        size = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    try:
+        return check_chip_size(size)
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(exc.problem) from None

@@ -9,7 +9,6 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from aerialsam.cli.options import check_chip_size
 from aerialsam.device import pick_device
 from aerialsam.errors import InputError
 from aerialsam.inference.chip_models import AutoSettings, BuildingFilter, sam2_factory
@@ -26,9 +25,10 @@ from aerialsam.inference.road_oracle import sam2_road_factory
 from aerialsam.inference.road_prediction import RoadOutputs
 from aerialsam.models.sam2 import load_sam2
 from aerialsam.models.variants import check_image_size
-from aerialsam.prep.chips import find_sources
+from aerialsam.prep.chips import find_sources, saved_stretches
 from aerialsam.prep.stretch import STRETCH_FILE
 from aerialsam.training.kinds import kind_of
+from aerialsam.training.road_validation import saved_options
 from aerialsam.training.runs import load_run_model, read_run
 
 
@@ -41,12 +41,14 @@ def run_predict(args: argparse.Namespace) -> int:
                                    "road network has no boxes or points to prompt with")
     if args.mode in ("box", "point") and args.prompts is None:
         raise InputError("--prompts", f"--mode {args.mode} needs a prompt file")
-    if args.size is not None:
-        check_chip_size(args.size)
+    # every input file is read and checked before a model loads (seconds, or a download,
+    # and SAM 2 may log about its weights): a bad file is then the only line printed
     prompts = read_prompt_file(args.prompts) if args.mode in ("box", "point") else None
     sources = find_sources(args.src)
-    # the same checks for every model, before one is loaded (seconds, or a download)
     check_sources(sources, args.out_dir)
+    stretch = _stretch_path(args)
+    saved_stretches(args.out_dir, stretch)
+    roads = _road_options(args)
     if args.model == "sam2" and args.task == "roads":
         factory, params, image_size, threshold = _pretrained_roads(args, sources)
     elif args.model == "sam2":
@@ -61,32 +63,36 @@ def run_predict(args: argparse.Namespace) -> int:
                                      "`aerialsam finetune`")
     size = args.size or image_size
     threshold = args.threshold if args.threshold is not None else threshold
-    stretch = args.stretch
-    if stretch is None and args.model != "sam2" and (Path(args.model) / STRETCH_FILE).exists():
-        stretch = Path(args.model) / STRETCH_FILE  # read imagery as the run's chips were
     report = predict_images(sources, args.out_dir, factory, params,
                             TileOptions(size, args.overlap, args.batch_size, args.tta),
                             VectorizeOptions(threshold=threshold), stretch,
-                            outputs=_road_outputs(args, threshold))
+                            outputs=RoadOutputs(dataclasses.replace(roads, threshold=threshold))
+                            if roads is not None else None)
     print(report.proposals_path)
     return 0
 
 
-def _road_outputs(args: argparse.Namespace, threshold: float) -> RoadOutputs | None:
-    """A road run's outputs (its validated graph setting, ``--threshold`` first); else None.
+def _stretch_path(args: argparse.Namespace) -> Path | None:
+    """``--stretch``, else a run folder's ``stretch.json`` (imagery read as its chips were)."""
+    if args.stretch is not None:
+        return args.stretch
+    saved = Path(args.model) / STRETCH_FILE
+    return saved if args.model != "sam2" and saved.exists() else None
+
+
+def _road_options(args: argparse.Namespace) -> RoadGraphOptions | None:
+    """The graph setting of a road prediction (its threshold set later); None for buildings.
 
     A run records its task, so ``aerialsam predict RUN_DIR`` draws roads for a road run
-    without being told; zero-shot SAM 2 draws them with ``--task roads``.
+    without being told, with its validated setting (checked here, before any model loads);
+    zero-shot SAM 2 draws them with ``--task roads`` and the defaults.
     """
     if args.model == "sam2":
-        roads = args.task == "roads"
-        return RoadOutputs(dataclasses.replace(DEFAULT_OPTIONS, threshold=threshold)) \
-            if roads else None
+        return DEFAULT_OPTIONS if args.task == "roads" else None
+    if not Path(args.model).is_dir():
+        return None  # refused as an unknown model by the caller
     run = read_run(args.model)
-    if run["config"].task != "roads":
-        return None
-    saved = run.get("road_graph", dataclasses.asdict(DEFAULT_OPTIONS))
-    return RoadOutputs(RoadGraphOptions(**{**saved, "threshold": threshold}))
+    return saved_options(run, args.model) if run["config"].task == "roads" else None
 
 
 def _auto(args: argparse.Namespace) -> AutoSettings:

@@ -6,24 +6,25 @@ import argparse
 import sys
 from pathlib import Path
 
-from aerialsam.cli.options import check_chip_size
+from aerialsam.cli.arg_types import int_range, non_negative_int, positive_float, positive_int
+from aerialsam.cli.options import MAX_CHIP_SIDE, chip_side
 from aerialsam.errors import AerialSamError
 from aerialsam.prep import chip_masks, chips, masks, road_masks
 
 
 def _add_mask_options(parser: argparse.ArgumentParser) -> None:
     """The shape options of the building and road masks, shared by rasterize and masks."""
-    parser.add_argument("--boundary-width", type=int, default=3, metavar="W",
+    parser.add_argument("--boundary-width", type=int_range(2), default=3, metavar="W",
                         help="side of the square eroding the footprint (default 3: 1-px ring)")
     parser.add_argument("--boundary-side", choices=("inner", "outer"), default="inner",
                         help="boundary inside (default) or outside the footprint")
-    parser.add_argument("--contact-spacing", type=float, default=10, metavar="PX",
+    parser.add_argument("--contact-spacing", type=positive_float, default=10, metavar="PX",
                         help="contact spacing in pixels (default 10)")
-    parser.add_argument("--road-radius-m", type=float, default=2.0, metavar="M",
+    parser.add_argument("--road-radius-m", type=positive_float, default=2.0, metavar="M",
                         help="road kinds: half the road width in metres (default 2)")
-    parser.add_argument("--lane-width-m", type=float, default=None, metavar="M",
+    parser.add_argument("--lane-width-m", type=positive_float, default=None, metavar="M",
                         help="road kinds: make each road lane_number x M metres wide instead")
-    parser.add_argument("--road-distance-cap-m", type=float, default=10.0, metavar="M",
+    parser.add_argument("--road-distance-cap-m", type=positive_float, default=10.0, metavar="M",
                         help="road_distance: the largest distance recorded (default 10 m)")
 
 
@@ -68,21 +69,22 @@ def add_chip(commands: argparse._SubParsersAction) -> None:
                     "overlapping uint8 RGB chips (per-AOI percentile stretch), with chips.csv.")
     parser.add_argument("src", type=Path, help="a GeoTIFF, a folder of them, or an AOI folder")
     parser.add_argument("out_dir", type=Path, help="chip folder (chips.csv, stretch.json)")
-    parser.add_argument("--size", type=int, default=512, help="chip edge in pixels (default 512)")
-    parser.add_argument("--overlap", type=int, default=64,
+    parser.add_argument("--size", type=chip_side, default=512,
+                        help=f"chip edge in pixels, at most {MAX_CHIP_SIDE} (default 512)")
+    parser.add_argument("--overlap", type=non_negative_int, default=64,
                         help="pixels shared by neighbouring chips (default 64)")
-    parser.add_argument("--workers", type=int, default=1, metavar="K",
+    parser.add_argument("--workers", type=positive_int, default=1, metavar="K",
                         help="tiles chipped in parallel (default 1)")
     parser.add_argument("--stretch", type=Path, default=None, metavar="JSON",
                         help="reuse the per-AOI bounds of this stretch.json")
     parser.add_argument("--aoi", default=None, help="AOI name of every source (default: "
                         "from the SpaceNet file name, else the folder name)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the stretch sample")
+    parser.add_argument("--seed", type=non_negative_int, default=0,
+                        help="seed of the stretch sample (default 0)")
     parser.set_defaults(handler=_run_chip)
 
 
 def _run_chip(args: argparse.Namespace) -> int:
-    check_chip_size(args.size)  # before any tile is read: a chip side that cannot fit memory
     report = chips.chip_sources(args.src, args.out_dir, size=args.size, overlap=args.overlap,
                                 workers=args.workers, seed=args.seed, stretch_path=args.stretch,
                                 aoi=args.aoi)

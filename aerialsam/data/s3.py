@@ -7,8 +7,9 @@ continuation tokens) and ``GET`` with an optional ``Range`` header. No credentia
 tooling are needed because the bucket is public.
 
 Failures are sorted in two: connection errors, truncated bodies and HTTP 5xx/429 are retried
-with exponential backoff (:class:`RetryPolicy`); 403, 404 and other 4xx fail at once with a
-:class:`DownloadError` that names the key. A write that fails (a full disk) is no connection
+with exponential backoff (:class:`RetryPolicy`), each retry logged at INFO (shown with ``-v``)
+so that a download that fails in the end is one line; 403, 404 and other 4xx fail at once with
+a :class:`DownloadError` that names the key. A write that fails (a full disk) is no connection
 trouble: it fails at once with an :class:`~aerialsam.io.OutputError` naming the file.
 
 Bytes whose md5 disagrees with a checksum we trust are never kept. The checksums trusted are
@@ -201,7 +202,8 @@ class BucketClient:
                 if failures >= self.retry.attempts:
                     raise DownloadError(f"{key}: giving up after {failures} failed tries "
                                         f"({exc})") from None
-                log.warning("%s: %s; resuming at byte %d", key, exc, state.have)
+                # a retry is progress news (shown with -v); only giving up is the error line
+                log.info("%s: %s; resuming at byte %d", key, exc, state.have)
                 time.sleep(self.retry.delay(max(failures, 1)))
         return state.digest.hexdigest()
 
@@ -262,8 +264,8 @@ class BucketClient:
                 if failure == self.retry.attempts:
                     raise DownloadError(f"{what}: giving up after {failure} tries "
                                         f"({exc})") from None
-                log.warning("%s: %s; retry %d of %d", what, exc, failure,
-                            self.retry.attempts - 1)
+                # a retry is progress news (shown with -v): a failure stays one line
+                log.info("%s: %s; retry %d of %d", what, exc, failure, self.retry.attempts - 1)
                 time.sleep(self.retry.delay(failure))
         raise AssertionError("unreachable")
 

@@ -12,6 +12,8 @@ on what box prompts can do, never a result to compare with models that see no la
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,10 +28,13 @@ from rasterio.windows import Window
 
 from aerialsam.data.spacenet import Tile, read_tile_labels, to_pixel
 from aerialsam.errors import InputError
+from aerialsam.inputs import COORDINATE_LIMIT, read_feature_collection
 
 log = logging.getLogger(__name__)
 
 PROMPT_KINDS = ("box", "point")
+GEOJSON_SUFFIXES = (".geojson", ".json")
+"""Prompt files checked as GeoJSON before GDAL reads them."""
 MIN_BOX_SIDE = 2.0
 """A box cut by a chip edge to less than this (px) would prompt for a sliver: dropped."""
 
@@ -89,21 +94,49 @@ class Prompts:
 def read_prompt_file(path: str | Path) -> gpd.GeoDataFrame:
     """Prompt geometries from a vector file (GeoJSON, GeoPackage, Shapefile, …).
 
+    A GeoJSON file is checked before GDAL reads it
+    (:func:`aerialsam.inputs.read_feature_collection`: the encoding rule, finite coordinates,
+    closed rings, lines of two positions or more); a file of any format must hold geometries
+    with finite coordinates of at most :data:`~aerialsam.inputs.COORDINATE_LIMIT`.
+
     Raises:
-        InputError: missing or unreadable file, or a file with no features.
+        InputError: a missing, unreadable or malformed file, a table without geometries, or
+            a file with no features.
     """
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "prompt file not found")
+    source: Path | io.BytesIO = path
+    if path.suffix.lower() in GEOJSON_SUFFIXES:
+        document = read_feature_collection(path)
+        # GDAL reads the checked document, as UTF-8 (the file may be UTF-16 with a mark)
+        source = io.BytesIO(json.dumps(document).encode())
     try:
-        frame = gpd.read_file(path, engine="pyogrio")
-    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError, ValueError) as exc:
-        raise InputError(path, f"not a readable vector file ({str(exc).splitlines()[0]})") \
-            from None
+        frame = gpd.read_file(source, engine="pyogrio")
+    except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,
+            pyogrio.errors.FieldError, pyogrio.errors.GeometryError,
+            shapely.errors.GEOSException, ValueError) as exc:
+        # what GDAL or GEOS refuse in a file of another format: a data problem
+        raise InputError(path, f"not a readable vector file ({_first_line(exc)})") from None
+    if not isinstance(frame, gpd.GeoDataFrame):
+        raise InputError(path, "holds no geometries (a table without a geometry column)")
     frame = frame[~(frame.geometry.isna() | frame.geometry.is_empty)]
     if frame.empty:
         raise InputError(path, "holds no prompt geometries (an empty prompt list)")
+    coords, owner = shapely.get_coordinates(frame.geometry.values, return_index=True)
+    bad = ~(np.isfinite(coords) & (np.abs(coords) <= COORDINATE_LIMIT)).all(axis=1)
+    if bad.any():
+        first = int(np.flatnonzero(bad)[0])
+        raise InputError(path, f"feature {frame.index[owner[first]]}: coordinate "
+                               f"({coords[first, 0]:g}, {coords[first, 1]:g}) is not a finite "
+                               f"number of at most {COORDINATE_LIMIT:g}")
     return frame
+
+
+def _first_line(exc: BaseException) -> str:
+    """An exception's message, first line only (GDAL's run on)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
 
 
 def raster_prompts(frame: gpd.GeoDataFrame, kind: str, transform: Affine, crs: CRS | str | None,

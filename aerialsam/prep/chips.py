@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -86,15 +87,17 @@ from aerialsam.prep.stretch import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["CHIP_COLUMNS", "INDEX_FILE", "ChipReport", "Source", "check_grid", "chip_offsets",
-           "chip_sources", "chip_summary", "chip_tile", "chip_windows", "find_sources",
-           "read_index"]
+__all__ = ["CHIP_COLUMNS", "INDEX_FILE", "ChipReport", "Source", "check_aoi_name", "check_grid",
+           "chip_offsets", "chip_sources", "chip_summary", "chip_tile", "chip_windows",
+           "find_sources", "read_index", "resolve_stretches", "saved_stretches"]
 
 RASTER_SUFFIXES = (".tif", ".tiff")
 GDAL_CACHE_MB = 64
 """GDAL's block cache per process; its default (5 % of RAM) would grow with a large raster."""
 STRIP_BYTES = 64 * 2**20
 """Budget of one windowed read; a strip still holds one chip row when that is larger."""
+_AOI_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+"""An AOI name given by the user: a plain folder name (see :func:`check_aoi_name`)."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +167,23 @@ def chip_windows(width: int, height: int, size: int, overlap: int) -> list[Windo
             for col in chip_offsets(width, size, overlap)]
 
 
+def check_aoi_name(aoi: str, option: str = "--aoi") -> str:
+    """Refuse an AOI name that is not a plain folder name; return it.
+
+    The name becomes the folder of the AOI's chips (``OUT_DIR/<AOI>/``), so ``../escape``
+    would write chips outside the chip folder. Any plain name passes (``AOI_2_Vegas``,
+    ``myarea``: a raster need not be SpaceNet's): letters, digits, ``_``, ``.`` and ``-``,
+    not ``.`` or ``..``.
+
+    Raises:
+        InputError: naming ``option``.
+    """
+    if not _AOI_NAME.fullmatch(aoi) or aoi in (".", ".."):
+        raise InputError(option, f"{aoi!r} is not a plain AOI name (letters, digits, _ . -; "
+                                 "it names the chips' folder)")
+    return aoi
+
+
 def find_sources(src: str | Path, aoi: str | None = None) -> list[Source]:
     """The rasters to chip: one GeoTIFF, a folder of them, or SpaceNet 2 or 3 AOI folder(s).
 
@@ -174,9 +194,11 @@ def find_sources(src: str | Path, aoi: str | None = None) -> list[Source]:
         aoi: the AOI of every source (default: from the SpaceNet name, else the folder name).
 
     Raises:
-        InputError: ``src`` is missing, holds no GeoTIFF, or holds AOI folders of both
-            SpaceNet 2 and SpaceNet 3.
+        InputError: ``aoi`` is not a plain name (:func:`check_aoi_name`), ``src`` is missing,
+            holds no GeoTIFF, or holds AOI folders of both SpaceNet 2 and SpaceNet 3.
     """
+    if aoi is not None:
+        check_aoi_name(aoi)
     src = Path(src)
     if src.is_file():
         paths = [src]
@@ -265,17 +287,17 @@ def chip_sources(src: str | Path | list[Source], out_dir: str | Path, size: int 
     return report
 
 
-def resolve_stretches(sources: list[Source], out_dir: Path, stretch_path: str | Path | None,
-                      percentiles: tuple[float, float] = (2, 98), sample_tiles: int = 32,
-                      seed: int = 0) -> dict[str, Stretch]:
-    """Per-AOI stretches: saved bounds for known AOIs, sampled bounds for the others.
+def saved_stretches(out_dir: str | Path, stretch_path: str | Path | None) -> dict[str, Stretch]:
+    """The per-AOI bounds already decided: ``out_dir/stretch.json`` and ``stretch_path``.
 
-    Saved bounds come from ``out_dir/stretch.json`` or ``stretch_path``; the others are
-    computed from a sample of the sources.
+    Reads files only (no raster), so a command can check them before its slow work (a model
+    load) and fail on a bad stretch file first.
 
     Raises:
-        InputError: a missing ``stretch_path``, or one whose bounds differ from the saved ones.
+        InputError: a missing or invalid ``stretch_path`` or ``out_dir/stretch.json``, or a
+            ``stretch_path`` whose bounds differ from those saved in ``out_dir``.
     """
+    out_dir = Path(out_dir)
     saved = load_stretches(out_dir / STRETCH_FILE)
     given = {}
     if stretch_path is not None:
@@ -286,7 +308,21 @@ def resolve_stretches(sources: list[Source], out_dir: Path, stretch_path: str | 
     if clash:
         raise InputError(stretch_path, f"bounds of {clash} differ from those the chips in "
                                        f"{out_dir} were made with; chip into another folder")
-    stretches = {**saved, **given}
+    return {**saved, **given}
+
+
+def resolve_stretches(sources: list[Source], out_dir: Path, stretch_path: str | Path | None,
+                      percentiles: tuple[float, float] = (2, 98), sample_tiles: int = 32,
+                      seed: int = 0) -> dict[str, Stretch]:
+    """Per-AOI stretches: saved bounds for known AOIs, sampled bounds for the others.
+
+    Saved bounds come from ``out_dir/stretch.json`` or ``stretch_path``
+    (:func:`saved_stretches`); the others are computed from a sample of the sources.
+
+    Raises:
+        InputError: as :func:`saved_stretches`, or no readable tile to sample.
+    """
+    stretches = saved_stretches(out_dir, stretch_path)
     by_aoi: dict[str, list[Path]] = {}
     for source in sources:
         by_aoi.setdefault(source.aoi, []).append(source.path)

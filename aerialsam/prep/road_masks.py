@@ -51,6 +51,14 @@ ROAD_KINDS: tuple[str, ...] = ("road", "road_centerline", "road_distance")
 
 RoadKind = Literal["road", "road_centerline", "road_distance"]
 
+MAX_ROAD_RADIUS_M = 100.0
+"""The largest half road width (and lane width) accepted, in metres. The widest real roads,
+motorways with their verges, are under 100 m across; a larger buffer is a typo, and an
+absurd one (1e300 m) ends in GEOS arithmetic errors rather than a mask."""
+MAX_DISTANCE_CAP_M = 1000.0
+"""The largest ``road_distance`` cap accepted, in metres: no pixel of a SpaceNet tile (about
+400 m across) with a road on it is 1 km from that road, so a larger cap changes nothing."""
+
 
 @dataclass(frozen=True)
 class RoadParams:
@@ -68,16 +76,21 @@ class RoadParams:
     distance_cap_m: float = 10.0
 
     def check(self) -> None:
-        """Refuse non-positive lengths.
+        """Refuse lengths that are not positive, or longer than any road needs.
 
         Raises:
             InputError: naming the command-line option of the bad value.
         """
-        for option, value in (("--road-radius-m", self.radius_m),
-                              ("--lane-width-m", self.lane_width_m),
-                              ("--road-distance-cap-m", self.distance_cap_m)):
-            if value is not None and not (math.isfinite(value) and value > 0):
+        for option, value, most in (("--road-radius-m", self.radius_m, MAX_ROAD_RADIUS_M),
+                                    ("--lane-width-m", self.lane_width_m, MAX_ROAD_RADIUS_M),
+                                    ("--road-distance-cap-m", self.distance_cap_m,
+                                     MAX_DISTANCE_CAP_M)):
+            if value is None:
+                continue
+            if not (math.isfinite(value) and value > 0):
                 raise InputError(option, f"must be a positive length in metres, got {value}")
+            if value > most:
+                raise InputError(option, f"must be at most {most:g} m, got {value:g}")
 
 
 @dataclass(frozen=True)

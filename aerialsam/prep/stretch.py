@@ -36,6 +36,7 @@ from rasterio.errors import RasterioError
 from rasterio.windows import Window
 
 from aerialsam.errors import InputError
+from aerialsam.inputs import NON_NEGATIVE, check_fields, read_json
 from aerialsam.io import open_raster, write_file
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,10 @@ WINDOW_SIDE = 1024
 """Large rasters are sampled through random windows of this side (in source pixels)."""
 WINDOWS_PER_LARGE_TILE = 8
 DEFAULT_BANDS: tuple[int, ...] = (1, 2, 3)
+RGB_BANDS = 3
+"""Bands of every stretch: chips are RGB, a grey raster's band read three times."""
+_STRETCH_RANGES = {"tiles_sampled": NON_NEGATIVE, "pixels_sampled": NON_NEGATIVE,
+                   "seed": NON_NEGATIVE}
 
 
 @dataclass(frozen=True)
@@ -162,7 +167,9 @@ def compute_stretch(paths: Sequence[str | Path], percentiles: tuple[float, float
             raise InputError(Path(paths[0]).parent, "sampled pixels are all nodata")
         lo, hi = np.percentile(valid, [lo_pct, hi_pct])
         low.append(float(lo))
-        high.append(float(max(hi, lo + 1e-6)))
+        # strictly above low even where 1e-6 is below the float spacing (bounds above 1e10):
+        # load_stretches refuses low >= high
+        high.append(float(max(hi, lo + 1e-6, np.nextafter(lo, np.inf))))
     return Stretch(tuple(low), tuple(high), (float(lo_pct), float(hi_pct)), str(dtype),
                    tuple(bands), used, int(pixels.shape[1]), seed)
 
@@ -245,19 +252,63 @@ def _stretch_float(band: np.ndarray, low: float, high: float, nodata: float | No
 def load_stretches(path: str | Path) -> dict[str, Stretch]:
     """The per-AOI stretches of a ``stretch.json`` (empty when the file does not exist).
 
+    The file is read by :func:`aerialsam.inputs.read_json` (the encoding rule) and every
+    entry checked, since a user may hand-edit one or pass another's: each field has the type
+    of :class:`Stretch` (no unknown key), the bounds are finite with ``low < high`` for each
+    of the :data:`RGB_BANDS` bands, the percentiles lie in ``0 <= low < high <= 100``, the
+    band numbers start at 1 and ``dtype`` names a data type. NaN bounds would otherwise make
+    every chip garbage without an error.
+
     Raises:
-        InputError: the file is not a stretch file this version understands.
+        InputError: the file is unreadable, not text, not JSON, or not a stretch file this
+            version understands (the message names the AOI and the field at fault).
     """
     path = Path(path)
     if not path.exists():
         return {}
+    document = read_json(path, what="stretch file (JSON)")
+    if not isinstance(document, dict):
+        raise InputError(path, "not a valid stretch file (expected a JSON object with "
+                               "'version' and 'aois')")
+    if document.get("version") != STRETCH_VERSION:
+        raise InputError(path, f"not a valid stretch file (version {document.get('version')!r},"
+                               f" expected {STRETCH_VERSION})")
+    aois = document.get("aois")
+    if not isinstance(aois, dict):
+        raise InputError(path, "not a valid stretch file ('aois' is not an object of AOIs)")
+    return {aoi: _checked_stretch(path, aoi, entry) for aoi, entry in aois.items()}
+
+
+def _checked_stretch(path: Path, aoi: str, entry: object) -> Stretch:
+    """One AOI's entry of a stretch file, checked (see :func:`load_stretches`)."""
+    source = f"{path}: {aoi}"
+    if not isinstance(entry, dict):
+        raise InputError(source, "not a valid stretch entry (expected an object)")
+    missing = [key for key in ("low", "high") if key not in entry]
+    if missing:
+        raise InputError(source, f"not a valid stretch entry (no {' or '.join(missing)})")
+    fields = check_fields(Stretch, entry, source, _STRETCH_RANGES)
+    stretch = Stretch(**fields)
+    for key in ("low", "high", "bands"):
+        count = len(getattr(stretch, key))
+        if count != RGB_BANDS:
+            raise InputError(source, f"{key}: expected {RGB_BANDS} values (R, G, B), found "
+                                     f"{count}")
+    for band, (low, high) in enumerate(zip(stretch.low, stretch.high, strict=True)):
+        if not low < high:
+            raise InputError(source, f"band {band + 1}: low bound {low:g} is not below the "
+                                     f"high bound {high:g}")
+    low_pct, high_pct = stretch.percentiles
+    if not 0 <= low_pct < high_pct <= 100:
+        raise InputError(source, f"percentiles: need 0 <= low < high <= 100, got "
+                                 f"{list(stretch.percentiles)}")
+    if min(stretch.bands) < 1:
+        raise InputError(source, f"bands: band numbers start at 1, got {list(stretch.bands)}")
     try:
-        document = json.loads(path.read_text())
-        if document.get("version") != STRETCH_VERSION:
-            raise ValueError(f"version {document.get('version')!r}, expected {STRETCH_VERSION}")
-        return {aoi: Stretch.from_dict(entry) for aoi, entry in document["aois"].items()}
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise InputError(path, f"not a valid stretch file ({exc})") from None
+        np.dtype(stretch.dtype)
+    except TypeError:
+        raise InputError(source, f"dtype: {stretch.dtype!r} is not a data type") from None
+    return stretch
 
 
 def save_stretches(path: str | Path, stretches: dict[str, Stretch]) -> None:

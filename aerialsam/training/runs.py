@@ -27,6 +27,7 @@ import logging
 import os
 import random
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,14 @@ import torch
 from torch import nn
 
 from aerialsam.errors import AerialSamError, InputError
-from aerialsam.inputs import read_json
+from aerialsam.inputs import (
+    AT_LEAST_ONE,
+    FRACTION,
+    NON_NEGATIVE,
+    check_fields,
+    field_types,
+    read_json,
+)
 from aerialsam.io import atomic_path
 from aerialsam.models.checkpoints import CheckpointError, load_torch_file, read_checkpoint
 from aerialsam.training.kinds import kind_of
@@ -56,6 +64,27 @@ DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
 """The error numbers of a full disk (or an exhausted quota)."""
 DAMAGED_REMEDY = "resuming skips it"
 """What to do about a damaged training checkpoint."""
+
+
+@dataclass(frozen=True)
+class RunResults:
+    """The results in a ``run.json`` that later stages compute with, checked by :func:`read_run`.
+
+    Attributes:
+        chip_size: the chip side the run trained on (predictions use the same grid).
+        overlap: the chip overlap of that grid.
+        threshold: the probability threshold tuned on the validation tiles.
+        step: the last step trained.
+    """
+
+    chip_size: int | None = None
+    overlap: int | None = None
+    threshold: float | None = None
+    step: int | None = None
+
+
+_RESULT_RANGES = {"chip_size": AT_LEAST_ONE, "overlap": NON_NEGATIVE, "threshold": FRACTION,
+                  "step": NON_NEGATIVE}
 
 
 class DiskFullError(AerialSamError):
@@ -243,8 +272,13 @@ def write_run_json(run_dir: Path, config: TrainConfig, **results: object) -> Non
 def read_run(run_dir: str | Path) -> dict[str, Any]:
     """A run's ``run.json`` with its ``config`` as a :class:`TrainConfig`.
 
+    The file is read by :func:`aerialsam.inputs.read_json` (the encoding rule), the config
+    checked by :func:`make_config` and the :class:`RunResults` numbers against their types
+    and bounds; other keys (metrics, curves) pass as they are.
+
     Raises:
-        InputError: not a run folder, or a run.json this version cannot read.
+        InputError: not a run folder, or a run.json this version cannot read (one line naming
+            the file, and the key at fault).
     """
     path = Path(run_dir) / RUN_FILE
     if not path.is_file():
@@ -259,6 +293,9 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         document["config"] = make_config(document["config"], source=str(path))
     except (ValueError, TypeError) as exc:
         raise InputError(path, f"not a readable run file ({exc})") from None
+    # the numbers prediction and evaluation compute with: refused here, not after a model load
+    results = {key: document[key] for key in field_types(RunResults) if key in document}
+    document.update(check_fields(RunResults, results, path, _RESULT_RANGES))
     return document
 
 

@@ -345,6 +345,7 @@ def test_absurd_chip_size_is_refused_up_front(unet_dir: Path, tmp_path: Path,
     image = small_image(tmp_path / "image.tif")
     assert cli.main(["predict", str(unet_dir), str(image), str(tmp_path / "o"),
                      "--size", "100000"]) == 2
-    assert error_lines(capsys) == ["aerialsam predict: error: --size: 100000 px chips would "
-                                   "take 28 GiB each (uint8 RGB); use at most 16384"]
+    assert error_lines(capsys) == ["aerialsam predict: error: argument --size: 100000 px chips "
+                                   "would take 28 GiB each (uint8 RGB); use at most 16384 (see "
+                                   "`aerialsam predict --help`)"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import re
 import tarfile
@@ -289,6 +290,18 @@ def test_5xx_gives_up_after_the_retry_budget(tarball_bucket: Served, tmp_path: P
     with pytest.raises(DownloadError, match="giving up after 3 tries"):
         download.download_tarball("vegas", "train", tmp_path, endpoint=tarball_bucket.bucket.url,
                                   manifest=tarball_bucket.manifest, retry=FAST, progress=False)
+
+
+def test_retries_are_logged_at_info_so_a_failure_is_one_line(
+        tarball_bucket: Served, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tarball_bucket.bucket.fail_5xx[KEY] = 10
+    caplog.set_level(logging.INFO, logger="aerialsam")
+    with pytest.raises(DownloadError, match="giving up after 3 tries"):
+        download.download_tarball("vegas", "train", tmp_path, endpoint=tarball_bucket.bucket.url,
+                                  manifest=tarball_bucket.manifest, retry=FAST, progress=False)
+    retries = [r for r in caplog.records if "retry" in r.getMessage()]
+    assert [r.levelno for r in retries] == [logging.INFO, logging.INFO]  # shown with -v
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 
 
 def test_not_enough_space_is_refused_before_downloading(tarball_bucket: Served, tmp_path: Path,

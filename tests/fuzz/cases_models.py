@@ -129,9 +129,8 @@ for _name, _options in {
 }.items():
     case("predict", _name)(lambda env, options=_options: _predict(env, *options))
 
-case("predict", "size-absurd", run=False,
-     xfail="inference: --size 100000 makes one 100000 x 100000 chip; needs a bound")(
-    lambda env: _predict(env, "--size", "100000", *FAST_SAM))
+# refused by the parser's chip_side bound before any model or pixel (would be 30 GB a chip)
+case("predict", "size-absurd")(lambda env: _predict(env, "--size", "100000", *FAST_SAM))
 
 text_fault_cases("predict", "prompts", good_geojson, "prompts.geojson",
                  lambda env, path: _predict(env, "--mode", "box", "--prompts", str(path),
@@ -174,6 +173,10 @@ for _name, _run_json in {
     "run-json-truncated": '{"config": {"model": "unet"',
     "run-json-bad-steps": json.dumps({"config": {"model": "unet", "steps": "abc"}}),
     "run-json-nan-lr": '{"config": {"model": "unet", "lr": NaN}}',
+    "run-json-threshold-text": json.dumps({"config": {"model": "unet"}, "threshold": "high"}),
+    "run-json-chip-size-zero": json.dumps({"config": {"model": "unet"}, "chip_size": 0}),
+    "run-json-road-graph-list": json.dumps({"config": {"model": "unet", "task": "roads"},
+                                            "road_graph": [1]}),
 }.items():
     case("predict", _name)(lambda env, run_json=_run_json: _predict(
         env, model=str(_run_folder(env, run_json))))
@@ -186,12 +189,24 @@ def _checkpoint_garbage(env: Env) -> tuple[list[str], list[Path]]:
                     "--device", "cpu")
 
 
-@case("predict", "stretch-binary",
-      xfail="cli/predict.py loads SAM 2 (and logs its random-weights warning) before it reads "
-            "--stretch: a second line; check the inputs before the model")
+# every input file is checked before SAM 2 loads (and logs its random-weights warning)
+@case("predict", "stretch-binary")
 def _stretch_binary(env: Env) -> tuple[list[str], list[Path]]:
     return _predict(env, "--stretch", str(write(env.tmp / "s.json", bytes(range(256)))),
                     *FAST_SAM)
+
+
+@case("predict", "stretch-nan-bounds")
+def _stretch_nan(env: Env) -> tuple[list[str], list[Path]]:
+    document = {"version": 1, "aois": {"AOI_2_Vegas": {"low": [float("nan")] * 3,
+                                                       "high": [1.0] * 3}}}
+    return _predict(env, "--stretch", str(write(env.tmp / "s.json", json.dumps(document))),
+                    *FAST_SAM)
+
+
+@case("predict", "stretch-missing")
+def _stretch_missing(env: Env) -> tuple[list[str], list[Path]]:
+    return _predict(env, "--stretch", str(env.tmp / "absent.json"), *FAST_SAM)
 
 
 # ---- finetune -----------------------------------------------------------------------------------

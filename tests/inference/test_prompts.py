@@ -150,7 +150,68 @@ def test_prompt_file_not_found_or_unreadable(tmp_path: Path) -> None:
     bad.write_text("this is not GeoJSON")
     with pytest.raises(InputError) as info:
         read_prompt_file(bad)
-    assert str(info.value).startswith(f"{bad}: not a readable vector file")
+    assert str(info.value).startswith(f"{bad}: not valid GeoJSON (line 1, column 1")
+    other = tmp_path / "bad.gpkg"
+    other.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(InputError) as info:
+        read_prompt_file(other)
+    assert str(info.value).startswith(f"{other}: not a readable vector file")
+
+
+def _polygon_file(path: Path, ring: list) -> Path:
+    feature = {"type": "Feature", "properties": {},
+               "geometry": {"type": "Polygon", "coordinates": [ring]}}
+    path.write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    return path
+
+
+@pytest.mark.parametrize(("name", "content", "problem"), [
+    ("binary.geojson", bytes(range(256)), "not UTF-8 text: NUL byte at byte offset 0"),
+    ("latin1.geojson", '{"type": "FeatureCollection", "name": "Café"}'.encode("latin-1"),
+     "not UTF-8 text: byte 0xe9"),
+    ("cut.geojson", b'{"type": "FeatureCollection", "feat', "not valid GeoJSON (line 1"),
+    ("deep.geojson", b"[" * 20000 + b"]" * 20000, "not valid GeoJSON: nested too deeply"),
+    ("list.geojson", b"[1, 2]", "not a GeoJSON FeatureCollection"),
+    ("table.csv", b"a,b\n1,2\n", "holds no geometries (a table without a geometry column)"),
+])
+def test_a_binary_or_malformed_prompt_file_is_one_line(tmp_path: Path, name: str,
+                                                        content: bytes, problem: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    with pytest.raises(InputError) as info:
+        read_prompt_file(path)
+    assert str(info.value).startswith(f"{path}: {problem}")
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(("ring", "problem"), [
+    ([[0, 0], [9, 0], [9, 9], [0, 9]], "feature 0: ring 0: ring not closed"),
+    ([[float("nan"), 0], [9, 0], [9, 9], [0, 0]], "feature 0: ring 0: position 0: non-finite"),
+    ([[1e300, 0], [9, 0], [9, 9], [1e300, 0]], "feature 0: ring 0: position 0: coordinate"),
+])
+def test_malformed_prompt_geometries_are_refused_before_gdal(tmp_path: Path, ring: list,
+                                                             problem: str) -> None:
+    path = _polygon_file(tmp_path / "prompts.geojson", ring)
+    with pytest.raises(InputError) as info:
+        read_prompt_file(path)
+    assert str(info.value).startswith(f"{path}: {problem}")
+
+
+def test_prompt_coordinates_of_other_formats_are_checked(tmp_path: Path) -> None:
+    path = tmp_path / "prompts.gpkg"
+    frame = gpd.GeoDataFrame(geometry=[shapely.box(0, 0, 9, 9), shapely.box(0, 0, 1e300, 9)],
+                             crs="EPSG:32611")
+    frame.to_file(path, engine="pyogrio")
+    with pytest.raises(InputError, match=r"prompts.gpkg: feature 1: coordinate \(1e\+300, 0\) "
+                                         r"is not a finite number of at most 1e\+09"):
+        read_prompt_file(path)
+
+
+def test_a_utf16_prompt_file_with_its_mark_reads_like_utf8(tmp_path: Path) -> None:
+    utf8 = _polygon_file(tmp_path / "a.geojson", [[0, 0], [9, 0], [9, 9], [0, 9], [0, 0]])
+    utf16 = tmp_path / "b.geojson"
+    utf16.write_bytes(b"\xff\xfe" + utf8.read_text().encode("utf-16-le"))
+    assert read_prompt_file(utf16).geometry.equals(read_prompt_file(utf8).geometry)
 
 
 def test_prompt_file_round_trip_in_another_crs(tmp_path: Path, tile: spacenet.Tile,

@@ -348,6 +348,76 @@ def test_stretch_file_round_trip_and_bad_file(tmp_path: Path) -> None:
         load_stretches(tmp_path / "bad.json")
 
 
+_GOOD_ENTRY = Stretch((1.0, 2.0, 3.0), (10.0, 20.0, 30.0)).to_dict()
+
+
+@pytest.mark.parametrize(("document", "problem"), [
+    ({**_GOOD_ENTRY, "low": [float("nan"), 2, 3]}, "A: low: item 0: must be a finite number"),
+    ({**_GOOD_ENTRY, "high": [10, 20, float("inf")]}, "A: high: item 2: must be a finite number"),
+    ({**_GOOD_ENTRY, "low": [10, 2, 3]}, "A: band 1: low bound 10 is not below the high bound 10"),
+    ({**_GOOD_ENTRY, "low": [1, 2], "high": [9, 9]},
+     "A: low: expected 3 values (R, G, B), found 2"),
+    ({**_GOOD_ENTRY, "bands": [0, 1, 2]}, "A: bands: band numbers start at 1"),
+    ({**_GOOD_ENTRY, "percentiles": [98, 2]}, "A: percentiles: need 0 <= low < high <= 100"),
+    ({**_GOOD_ENTRY, "dtype": "wibble"}, "A: dtype: 'wibble' is not a data type"),
+    ({**_GOOD_ENTRY, "colour": "red"}, "A: unknown key(s) ['colour']"),
+    ({"low": [1, 2, 3]}, "A: not a valid stretch entry (no high)"),
+    ([1, 2], "A: not a valid stretch entry (expected an object)"),
+])
+def test_a_stretch_file_with_bad_bounds_is_refused_naming_the_aoi(tmp_path: Path, document: object,
+                                                                  problem: str) -> None:
+    path = tmp_path / STRETCH_FILE
+    path.write_text(json.dumps({"version": 1, "aois": {"A": document}}))
+    with pytest.raises(InputError) as caught:
+        load_stretches(path)
+    assert str(caught.value).startswith(f"{path}: {problem}")
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (bytes(range(256)), "not UTF-8 text: NUL byte"),
+    ("{\"version\": 1, \"aois\": {\"Café\": {}}}".encode("latin-1"), "not UTF-8 text: byte 0xe9"),
+    (b'{"version": 1, "ao', "not valid stretch file (JSON) (line 1"),
+    (b"[1, 2]", "not a valid stretch file (expected a JSON object"),
+    (b'{"version": 1, "aois": [1]}', "not a valid stretch file ('aois' is not an object"),
+])
+def test_an_unreadable_stretch_file_is_one_line(tmp_path: Path, content: bytes,
+                                                problem: str) -> None:
+    path = tmp_path / STRETCH_FILE
+    path.write_bytes(content)
+    with pytest.raises(InputError) as caught:
+        load_stretches(path)
+    assert str(caught.value).startswith(f"{path}: {problem}")
+
+
+def test_stretch_bounds_of_huge_constant_values_stay_ordered(tmp_path: Path) -> None:
+    # 1e-6 is below the float spacing at 1e12: the high bound must still be above the low one
+    src = write_raster(tmp_path / "flat.tif", np.full((3, 20, 20), 1e12, np.float64))
+    stretch = compute_stretch([src])
+    assert all(low < high for low, high in zip(stretch.low, stretch.high, strict=True))
+    save_stretches(tmp_path / STRETCH_FILE, {"X": stretch})
+    assert load_stretches(tmp_path / STRETCH_FILE) == {"X": stretch}
+
+
+@pytest.mark.parametrize("name", ["AOI_2_Vegas", "myarea", "area-2.v1", "..."])
+def test_plain_aoi_names_pass(name: str) -> None:
+    assert chips.check_aoi_name(name) == name
+
+
+@pytest.mark.parametrize("name", ["../escape", "..", ".", "", "a/b", "/abs", "a\\b", "my area"])
+def test_an_aoi_that_is_no_plain_folder_name_is_refused(tmp_path: Path, name: str) -> None:
+    src = write_raster(tmp_path / "t.tif", np.ones((3, 40, 40), np.uint16))
+    with pytest.raises(InputError, match=r"^--aoi: .* is not a plain AOI name"):
+        chips.chip_sources(src, tmp_path / "out", size=32, overlap=0, aoi=name)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "escape").exists()
+
+
+def test_a_custom_aoi_name_names_the_chip_folder(tmp_path: Path) -> None:
+    src = write_raster(tmp_path / "t.tif", np.ones((3, 40, 40), np.uint16))
+    report = chips.chip_sources(src, tmp_path / "out", size=32, overlap=0, aoi="myarea")
+    assert set(report.index["aoi"]) == {"myarea"}
+    assert (tmp_path / "out" / "myarea").is_dir()
+
+
 def test_a_killed_writers_temporary_is_no_source(tmp_path: Path) -> None:
     data = np.ones((3, 40, 40), np.uint16)
     write_raster(tmp_path / "a.tif", data)

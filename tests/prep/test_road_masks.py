@@ -209,6 +209,27 @@ def test_roads_need_a_georeferenced_image_and_labels_on_it(tmp_path: Path) -> No
                                                    (1.0, 1.0)), (2, 2), "footprint")
 
 
+@pytest.mark.parametrize(("params", "message"), [
+    (road_masks.RoadParams(radius_m=1e300), "--road-radius-m: must be at most 100 m, got 1e+300"),
+    (road_masks.RoadParams(radius_m=100.5), "--road-radius-m: must be at most 100 m, got 100.5"),
+    (road_masks.RoadParams(lane_width_m=1e6), "--lane-width-m: must be at most 100 m, got 1e+06"),
+    (road_masks.RoadParams(distance_cap_m=1e9),
+     "--road-distance-cap-m: must be at most 1000 m, got 1e+09"),
+    (road_masks.RoadParams(lane_width_m=float("nan")),
+     "--lane-width-m: must be a positive length in metres, got nan"),
+])
+def test_road_lengths_beyond_any_road_are_refused(params: road_masks.RoadParams,
+                                                  message: str) -> None:
+    with pytest.raises(InputError) as caught:
+        params.check()
+    assert str(caught.value) == message
+
+
+def test_the_largest_road_lengths_pass() -> None:
+    road_masks.RoadParams(road_masks.MAX_ROAD_RADIUS_M, road_masks.MAX_ROAD_RADIUS_M,
+                          road_masks.MAX_DISTANCE_CAP_M).check()
+
+
 # ---- chips of a synthetic SpaceNet 3 AOI --------------------------------------------------------
 
 @pytest.fixture(scope="module")
