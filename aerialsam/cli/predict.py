@@ -17,12 +17,13 @@ from aerialsam.inference.prediction import (
     TileOptions,
     VectorizeOptions,
     check_sources,
+    output_paths,
     predict_images,
 )
 from aerialsam.inference.prompts import read_prompt_file
 from aerialsam.inference.road_graph import DEFAULT_OPTIONS, RoadGraphOptions
 from aerialsam.inference.road_oracle import sam2_road_factory
-from aerialsam.inference.road_prediction import RoadOutputs
+from aerialsam.inference.road_prediction import RoadOutputs, road_output_paths
 from aerialsam.models.sam2 import load_sam2
 from aerialsam.models.variants import check_image_size
 from aerialsam.prep.chips import find_sources, saved_stretches
@@ -45,10 +46,10 @@ def run_predict(args: argparse.Namespace) -> int:
     # and SAM 2 may log about its weights): a bad file is then the only line printed
     prompts = read_prompt_file(args.prompts) if args.mode in ("box", "point") else None
     sources = find_sources(args.src)
-    check_sources(sources, args.out_dir)
+    roads = _road_options(args)
+    check_sources(sources, args.out_dir, road_output_paths if roads is not None else output_paths)
     stretch = _stretch_path(args)
     saved_stretches(args.out_dir, stretch)
-    roads = _road_options(args)
     if args.model == "sam2" and args.task == "roads":
         factory, params, image_size, threshold = _pretrained_roads(args, sources)
     elif args.model == "sam2":
