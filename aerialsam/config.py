@@ -22,6 +22,34 @@ AOIS: tuple[str, ...] = ("AOI_2_Vegas", "AOI_3_Paris", "AOI_4_Shanghai", "AOI_5_
 
 
 @dataclass(frozen=True)
+class RoadBookSettings:
+    """What chapter 11 (road models) trains and evaluates; ``None``: as the profile says.
+
+    Attributes:
+        aois: cities the runs train on and are scored on.
+        unet_steps: optimiser steps of both U-Net runs (with and without clDice alike, so
+            that the loss term is the only difference).
+        sam2_steps: optimiser steps of the SAM 2 run.
+        sam2_image_size: SAM 2's input side, fine-tuned and zero-shot.
+        batch_size: chips per step.
+        lr: the runs' learning rate (``None``: the configuration's default).
+        val_every: steps between validations (``None``: once, at the end).
+        cldice_weight: weight of the clDice term of the ``unet_cldice`` run.
+        auto_points_per_side: zero-shot SAM 2's automatic point grid per chip side.
+    """
+
+    aois: tuple[str, ...] | None = None
+    unet_steps: int | None = None
+    sam2_steps: int | None = None
+    sam2_image_size: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    val_every: int | None = None
+    cldice_weight: float = 0.5
+    auto_points_per_side: int = 32
+
+
+@dataclass(frozen=True)
 class BookSettings:
     """What the book's chapters do in a profile beyond its data and model sizes, and why.
 
@@ -47,6 +75,7 @@ class BookSettings:
         size_study_sizes: SAM 2 input sides of chapter 09's input-size study (``()``: the
             profile's own input size only).
         size_study_aois: cities of the input-size study.
+        roads: what chapter 11 (road models) trains and evaluates.
     """
 
     eval_split: str = "test"
@@ -63,6 +92,7 @@ class BookSettings:
     cross_city_steps: int | None = None
     size_study_sizes: tuple[int, ...] = ()
     size_study_aois: tuple[str, ...] | None = None
+    roads: RoadBookSettings = field(default_factory=RoadBookSettings)
 
     def run_overrides(self) -> dict[str, Any]:
         """What the chapters' shared runs change in the profile's training configuration."""
@@ -142,7 +172,11 @@ PROFILES: dict[str, Profile] = {
             # the other two cities' validation tiles hold no building: a 2 x 2 matrix says
             # as much, faster
             cross_city_aois=("AOI_3_Paris", "AOI_4_Shanghai"), cross_city_steps=2,
-            size_study_sizes=(128, 256), size_study_aois=("AOI_3_Paris",)),
+            size_study_sizes=(128, 256), size_study_aois=("AOI_3_Paris",),
+            # one city, 4 steps, a 128 px SAM 2: seconds of training; the final validations
+            # and the evaluation (graphs of whole 1300 px tiles) are most of chapter 11's time
+            roads=RoadBookSettings(aois=("AOI_2_Vegas",), unet_steps=4, sam2_steps=4,
+                                   sam2_image_size=128, batch_size=2, auto_points_per_side=2)),
     ),
     "demo": Profile(
         name="demo",
@@ -159,7 +193,13 @@ PROFILES: dict[str, Profile] = {
             # 100 steps instead of 200: a few minutes per model on a CPU
             run_image_size=256, run_steps=100, run_val_every=25,
             auto_points_per_side=8, auto_tiles_per_aoi=2, oracle_tiles_per_aoi=3,
-            cross_city_steps=60, size_study_sizes=(128, 256, 512)),
+            cross_city_steps=60, size_study_sizes=(128, 256, 512),
+            # four cities, one training tile each (36 chips of 512 px), a higher rate for runs
+            # this short. Measured on one CPU core: a U-Net step of 2 chips about 2.6 s, 4.3 s
+            # with clDice; a cached SAM 2 decoder step 0.2 s; each run's final validation
+            # about 45 s
+            roads=RoadBookSettings(unet_steps=20, sam2_steps=60, sam2_image_size=256,
+                                   batch_size=2, lr=1e-3, auto_points_per_side=2)),
     ),
     "full": Profile(
         name="full",
@@ -173,7 +213,9 @@ PROFILES: dict[str, Profile] = {
         batch_size=16,
         train_steps=20000,
         book=BookSettings(run_val_every=1000, auto_tiles_per_aoi=25,
-                          size_study_sizes=(256, 512, 1024)),
+                          size_study_sizes=(256, 512, 1024),
+                          # real SpaceNet 3 tiles on a GPU: the profile's steps and input
+                          roads=RoadBookSettings(val_every=1000)),
     ),
 }
 

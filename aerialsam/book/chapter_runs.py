@@ -1,8 +1,9 @@
 """The fine-tuning runs the book's notebooks share: trained once, then reused.
 
 Notebooks 07, 08 and 09 each need the profile's SAM 2 and U-Net runs, and each must also run
-alone on an empty data folder. :func:`ensure_run` trains a run when its folder has no final
-model, resumes one that was interrupted, and otherwise just returns it (see
+alone on an empty data folder; the road chapter (11) trains its road runs the same way
+(``task="roads"``, on the SpaceNet 3 chips). :func:`ensure_run` trains a run when its folder
+has no final model, resumes one that was interrupted, and otherwise just returns it (see
 :func:`train_or_load`).
 """
 
@@ -32,14 +33,14 @@ def ensure_run(profile: str | Profile, data_dir: str | Path, model: str = "sam2"
         data_dir: the data folder; the run goes to ``data_dir/runs/<run name>``.
         model: ``sam2`` or ``unet``.
         **overrides: :class:`~aerialsam.training.train_config.TrainConfig` keys (``name``,
-            ``aois``, …).
+            ``aois``, ``task``, …); a ``roads`` run trains on the road chips.
 
     Raises:
         InputError: the folder holds a run with other settings.
     """
     profile = load_profile(profile)
     config = from_profile(profile, model=model, **overrides)
-    data = TrainData(*prepare_training_data(profile, data_dir))
+    data = TrainData(*prepare_training_data(profile, data_dir, task=config.task))
     return train_or_load(config, data, stage_paths(data_dir).runs).run_dir
 
 

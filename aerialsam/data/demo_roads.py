@@ -31,7 +31,7 @@ its neighbour's, so faint seams may show at rows and columns 650.
 
 Everything is a function of ``(seed, AOI, tile index)``: a folder made with fewer tiles is a
 prefix of one made with more, and a rerun skips the tiles already written. Tiles whose index
-is 2 modulo 7 have no road (bare ground). The tiles abut on a grid of 4 columns, south of the
+is 3 modulo 7 have no road (bare ground). The tiles abut on a grid of 4 columns, south of the
 SpaceNet 2 demo tiles of the same city (they do not overlap).
 """
 
@@ -71,8 +71,10 @@ GRID_COLUMNS = demo.GRID_COLUMNS // 2
 SOUTH_OF_SN2_DEG = 0.05
 """How far south of the SpaceNet 2 demo grid the road tiles start (degrees)."""
 PARAMS_FILE = ".aerialsam-road-demo.json"
-GENERATOR_VERSION = 1
-EMPTY_EVERY, EMPTY_AT = 7, 2
+GENERATOR_VERSION = 2
+# tile 4 (not 3): the profiles make three road tiles a city, one each to train, validate and
+# test on, and an empty one among them left a city training or validating on no road
+EMPTY_EVERY, EMPTY_AT = 7, 3
 """Tiles whose index is ``EMPTY_AT`` modulo ``EMPTY_EVERY`` have no road."""
 DECK_HEIGHT_M = 9.0
 """Height of an elevated road above the ground (for its shadow)."""
@@ -194,7 +196,7 @@ def _layout_px(aoi: str, index: int, seed: int) -> tuple[list[RoadSegment], list
 def tile_roads(aoi: str, index: int, seed: int) -> list[RoadSegment]:
     """The labelled roads of one tile: edges between junctions, cut at the tile edge, pixels.
 
-    Empty for tiles without roads (index 2 modulo 7).
+    Empty for tiles without roads (index 3 modulo 7).
     """
     if index % EMPTY_EVERY == EMPTY_AT:
         return []

@@ -1,5 +1,8 @@
 """Figures of SpaceNet 3 roads: labels and their attributes, masks in metres, road graphs.
 
+Chapter 10 draws the data, masks and graphs; chapter 11 the road models: their training
+losses, APLS per city against the 2017 winner, and a proposed graph's errors on one tile.
+
 Everything here draws in pixel coordinates of a tile (x = column, y = row, origin top-left),
 the convention of ``WKT_Pix`` and of the APLS metric; the images are uint8 RGB arrays.
 """
@@ -7,6 +10,7 @@ the convention of ``WKT_Pix`` and of the APLS metric; the images are uint8 RGB a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Protocol
 
 import geopandas as gpd
 import matplotlib.pyplot as plt
@@ -17,9 +21,12 @@ import shapely
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from pandas.io.formats.style import Styler
 from shapely import LineString
 
 from aerialsam.data.spacenet3 import ROAD_TYPES
+from aerialsam.evaluation.competition import CITY
+from aerialsam.viz.curves import RUN_COLOURS, smoothed
 
 ROAD_TYPE_COLOURS = {1: "#e41a1c", 2: "#ff7f00", 3: "#ffff33", 4: "#4daf4a", 5: "#00e5ff",
                      6: "#984ea3", 7: "#f781bf"}
@@ -201,5 +208,164 @@ def plot_path_differences(truth: Sequence[LineString], proposal: Sequence[LineSt
     for ax in (left, right):
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.02), fontsize=8, frameon=False,
                   ncol=1)
+    fig.tight_layout()
+    return fig
+
+
+class GraphErrors(Protocol):
+    """A tile's road errors, as :func:`aerialsam.book.road_models.graph_errors` finds them.
+
+    Lines are shapely LineStrings, points ``(n, 2)`` arrays, all in the tile's pixels.
+    """
+
+    truth: Sequence[LineString]
+    proposal: Sequence[LineString]
+    missed: Sequence[LineString]
+    false: Sequence[LineString]
+    missed_junctions: np.ndarray
+    breaks: np.ndarray
+    spurs: np.ndarray
+
+
+ERROR_COLOURS = {"truth": "#ffffff", "missed": "#e41a1c", "proposal": GRAPH_EDGE,
+                 "false": "#ff00ff", "junction": "#ffff33", "break": "#ffff33",
+                 "spur": "#ff00ff"}
+"""Colours of :func:`plot_graph_errors`."""
+
+
+def _plot_lines(ax: Axes, lines: Sequence[LineString], colour: str, width: float,
+                style: str = "-", zorder: int = 2) -> None:
+    for line in lines:
+        x, y = line.xy
+        ax.plot(x, y, color=colour, linewidth=width, linestyle=style,
+                solid_capstyle="round", zorder=zorder)
+
+
+def _plot_points(ax: Axes, points: np.ndarray, marker: str, colour: str, size: float,
+                 hollow: bool = False) -> None:
+    if len(points):
+        ax.scatter(points[:, 0], points[:, 1], s=size, marker=marker, zorder=5,
+                   facecolors="none" if hollow else colour, edgecolors=colour,
+                   linewidths=1.8)
+
+
+def plot_graph_errors(rgb: np.ndarray, errors: GraphErrors, title: str = "") -> Figure:
+    """A tile's true roads and a model's proposed graph side by side, errors marked.
+
+    Left, the truth: missed stretches in red, missed junctions as yellow circles. Right, the
+    proposal: its roads in cyan over the truth (thin, dashed white), false stretches in
+    magenta, breaks (dead ends on a true road) as yellow crosses, spurs (dead ends off the
+    roads) as magenta triangles. ``errors`` is
+    :func:`aerialsam.book.road_models.graph_errors` of the tile.
+    """
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 6.6))
+    for ax in (left, right):
+        ax.imshow(rgb)
+        ax.set_axis_off()
+    _plot_lines(left, errors.truth, ERROR_COLOURS["truth"], 1.2)
+    _plot_lines(left, errors.missed, ERROR_COLOURS["missed"], 3.0, zorder=3)
+    _plot_points(left, errors.missed_junctions, "o", ERROR_COLOURS["junction"], 160,
+                 hollow=True)
+    _plot_lines(right, errors.truth, ERROR_COLOURS["truth"], 0.8, "--")
+    _plot_lines(right, errors.proposal, ERROR_COLOURS["proposal"], 1.6)
+    _plot_lines(right, errors.false, ERROR_COLOURS["false"], 3.0, zorder=3)
+    _plot_points(right, errors.breaks, "X", ERROR_COLOURS["break"], 90)
+    _plot_points(right, errors.spurs, "^", ERROR_COLOURS["spur"], 60)
+    left.set_title(f"truth: {_count(errors.missed, 'missed stretch')}, "
+                   f"{_count(errors.missed_junctions, 'missed junction')}", fontsize=10)
+    right.set_title(f"proposal: {_count(errors.false, 'false stretch')}, "
+                    f"{_count(errors.breaks, 'break')}, {_count(errors.spurs, 'spur')}",
+                    fontsize=10)
+    legends = (
+        (left, [("true road", ERROR_COLOURS["truth"], "-"),
+                ("missed (no proposal within 4 m)", ERROR_COLOURS["missed"], "-"),
+                ("missed junction", ERROR_COLOURS["junction"], "o")]),
+        (right, [("proposed road", ERROR_COLOURS["proposal"], "-"),
+                 ("false (no true road within 4 m)", ERROR_COLOURS["false"], "-"),
+                 ("break", ERROR_COLOURS["break"], "X"),
+                 ("spur", ERROR_COLOURS["spur"], "^")]))
+    for ax, entries in legends:
+        handles = [Line2D([], [], color=c, linewidth=3 if m == "-" else 0, marker=None
+                          if m == "-" else m, markersize=9, label=name,
+                          markerfacecolor="none" if m == "o" else c)
+                   for name, c, m in entries]
+        ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.01),
+                  ncol=2, fontsize=8, facecolor="0.3", edgecolor="0.3", labelcolor="white")
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.96 if title else 1))
+    return fig
+
+
+def _count(items: Sequence | np.ndarray, noun: str) -> str:
+    """``"1 break"``, ``"2 breaks"``, ``"2 missed stretches"``."""
+    plural = noun + ("es" if noun.endswith("ch") else "s")
+    return f"{len(items)} {noun if len(items) == 1 else plural}"
+
+
+def show_apls_table(table: pd.DataFrame, split: str = "test") -> Styler:
+    """The road models' APLS table as the book shows it (chapter 11).
+
+    Three decimals, a dash where nothing was published or measured, the ``scored on``
+    column said once in the caption. ``table`` is
+    :func:`aerialsam.book.road_models.apls_table` (or its oracle table).
+    """
+    numbers = table.columns.drop("scored on")
+    caption = ("SpaceNet 3 APLS per city; overall = mean of the cities. Models scored on this "
+               f"run's {split} tiles")
+    if table.index.str.startswith("2017").any():
+        caption += ("; 2017 rows: the competition's winners, scored by the SpaceNet team on "
+                    "its own test set (per-city scores published for the winner only; no "
+                    "pixel IoU or speed)")
+    return (table.style.format("{:.2f}", subset=["tiles/s"], na_rep="—")
+            .format("{:.3f}", subset=numbers.drop("tiles/s"), na_rep="—")
+            .hide(["scored on"], axis="columns").hide(axis="index", names=True)
+            .set_caption(caption + ".").set_table_attributes('class="dataframe"'))
+
+
+def plot_apls_per_city(table: pd.DataFrame) -> Figure:
+    """APLS per city of each model, with the 2017 winner's (albu's) scores as black ticks.
+
+    ``table`` is :func:`aerialsam.book.road_models.apls_table`; its 2017 rows other than the
+    winner's are not drawn (only their overall score was published).
+    """
+    cities = [c for c in table.columns if c in CITY.values()] + ["overall"]
+    ours = table[~table.index.str.startswith("2017")]
+    fig, ax = plt.subplots(figsize=(10, 4))
+    width = 0.8 / max(1, len(ours))
+    x = np.arange(len(cities))
+    for i, (name, row) in enumerate(ours.iterrows()):
+        values = row[cities].astype(float).fillna(0.0).to_numpy()
+        ax.bar(x + (i - (len(ours) - 1) / 2) * width, values, width, label=name,
+               hatch="//" if "ORACLE" in name else None, edgecolor="white")
+    winners = table[table.index.str.startswith("2017")]
+    if len(winners):
+        ax.scatter(x, winners.iloc[0][cities].astype(float), marker="_", s=900,
+                   color="black", zorder=3, label=f"{winners.index[0]} (its own test set)")
+    ax.set_xticks(x, cities)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel("APLS")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def plot_road_losses(metrics: Mapping[str, pd.DataFrame], title: str = "") -> Figure:
+    """Training loss against the step of several road runs (per step, and a running mean).
+
+    The runs' losses are comparable only between runs with the same terms: a clDice run's
+    loss includes its clDice term.
+    """
+    fig, ax = plt.subplots(figsize=(8, 3.4))
+    for (label, table), colour in zip(metrics.items(), RUN_COLOURS, strict=False):
+        train = table[table["split"] == "train"]
+        ax.plot(train["step"], train["loss"], color=colour, alpha=0.3, linewidth=0.8)
+        ax.plot(train["step"], smoothed(train["loss"]), color=colour, label=label)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("training loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
