@@ -34,7 +34,10 @@ from aerialsam.device import pick_device
 from aerialsam.errors import InputError
 from aerialsam.inference.chip_models import AutoSettings, BuildingFilter, sam2_factory
 from aerialsam.inference.prediction import (
+    BuildingOutputs,
     ChipModelFactory,
+    Outputs,
+    PredictReport,
     TileOptions,
     VectorizeOptions,
     predict_images,
@@ -158,24 +161,48 @@ def evaluate_model(model: str, sources: list[Source], truth: gpd.GeoDataFrame, o
     label = model_label(model)
     factory, params, image_size, chip_size, threshold, run_overlap = _factory(model, sources,
                                                                               zero_shot)
-    size = chip_size or image_size
-    overlap = overlap if overlap is not None else run_overlap or size // 8
     folder = out_dir / label
-    report = predict_images(sources, folder / "predictions", factory, params,
-                            TileOptions(size, min(overlap, size // 2), batch_size),
-                            VectorizeOptions(threshold=threshold), stretch_path)
-    # the times recorded when each tile was predicted: a rerun that reuses the predictions
-    # would otherwise report the speed of skipping them
+    tile = grid(chip_size or image_size, overlap, run_overlap, batch_size)
+    report, seconds = timed_predictions(label, sources, folder, factory, params, tile,
+                                        stretch_path, BuildingOutputs(VectorizeOptions(
+                                            threshold=threshold)))
+    result = score(truth, read_proposals_csv(report.proposals_path))
+    write_scores(folder, result.per_image, result.to_json_dict())
+    return ModelScore(label, result, len(sources), seconds, params["mode"] == "oracle", folder)
+
+
+def grid(size: int, overlap: int | None, run_overlap: int | None, batch_size: int
+         ) -> TileOptions:
+    """The chip grid of an evaluation: ``overlap``, else the run's, else an eighth of a chip."""
+    overlap = overlap if overlap is not None else run_overlap or size // 8
+    return TileOptions(size, min(overlap, size // 2), batch_size)
+
+
+def timed_predictions(label: str, sources: list[Source], folder: Path,
+                      factory: ChipModelFactory, params: dict, tile: TileOptions,
+                      stretch_path: str | Path | None, outputs: Outputs
+                      ) -> tuple[PredictReport, float]:
+    """A model's predictions of the held-out tiles (``folder/predictions``) and their seconds.
+
+    The seconds are those recorded when each tile was predicted: a rerun that reuses the
+    predictions would otherwise report the speed of skipping them (NaN, with a warning, when
+    some tile has no recorded time).
+    """
+    report = predict_images(sources, folder / "predictions", factory, params, tile,
+                            stretch_path=stretch_path, outputs=outputs)
     seconds = report.total_seconds
     if math.isnan(seconds):
         log.warning("%s: some predictions in %s have no recorded time; speed unknown (delete "
                     "the folder to predict and time them again)", label, report.out_dir)
-    result = score(truth, read_proposals_csv(report.proposals_path))
+    return report, seconds
+
+
+def write_scores(folder: Path, per_image: pd.DataFrame, per_aoi: dict) -> None:
+    """A model's ``per_image.csv`` and ``per_aoi.json`` (the ``aerialsam score --json`` shape)."""
     with atomic_path(folder / "per_image.csv") as tmp:
-        result.per_image.to_csv(tmp, index=False)
+        per_image.to_csv(tmp, index=False)
     with atomic_path(folder / "per_aoi.json") as tmp:
-        tmp.write_text(json.dumps(result.to_json_dict(), indent=1) + "\n")
-    return ModelScore(label, result, len(sources), seconds, params["mode"] == "oracle", folder)
+        tmp.write_text(json.dumps(per_aoi, indent=1) + "\n")
 
 
 def evaluate(models: Sequence[str], splits_path: str | Path, out_dir: str | Path,
@@ -197,8 +224,17 @@ def evaluate(models: Sequence[str], splits_path: str | Path, out_dir: str | Path
         log.info("%s: overall F1 %.3f on %d tiles in %.1f s", scored.name,
                  scored.result.overall_f1, scored.tiles, scored.seconds)
         rows.append(scored.row())
+    return write_summary(rows, "f1", out_dir)
+
+
+def write_summary(rows: list[dict[str, object]], metric: str, out_dir: Path) -> pd.DataFrame:
+    """The summary table of an evaluation, written as ``summary.csv`` and ``summary.json``.
+
+    Columns: ``model``, then ``<metric>_<AOI>`` in AOI order, then the rest as the rows have
+    them.
+    """
     summary = pd.DataFrame(rows)
-    order = [f"f1_{a}" for a in AOIS if f"f1_{a}" in summary.columns]
+    order = [f"{metric}_{a}" for a in AOIS if f"{metric}_{a}" in summary.columns]
     summary = summary[["model", *order] + [c for c in summary.columns
                                            if c not in order and c != "model"]]
     with atomic_path(out_dir / "summary.csv") as tmp:

@@ -19,9 +19,7 @@ Output ``reports/<name>/``::
 
 from __future__ import annotations
 
-import json
 import logging
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,16 +29,23 @@ import pandas as pd
 import rasterio
 import shapely
 
-from aerialsam.config import AOIS
 from aerialsam.data import spacenet3
 from aerialsam.device import pick_device
 from aerialsam.errors import InputError
-from aerialsam.evaluation.per_city import ZERO_SHOT, ZeroShot, held_out, model_label
-from aerialsam.inference.prediction import ChipModelFactory, TileOptions, predict_images
+from aerialsam.evaluation.per_city import (
+    ZERO_SHOT,
+    ZeroShot,
+    grid,
+    held_out,
+    model_label,
+    timed_predictions,
+    write_scores,
+    write_summary,
+)
+from aerialsam.inference.prediction import ChipModelFactory
 from aerialsam.inference.road_graph import DEFAULT_OPTIONS, RoadGraphOptions
 from aerialsam.inference.road_oracle import sam2_road_factory, tile_roads
 from aerialsam.inference.road_prediction import RoadOutputs
-from aerialsam.io import atomic_path
 from aerialsam.metrics.apls import RoadScoreResult, read_roads_csv, score_roads
 from aerialsam.models.sam2 import load_sam2
 from aerialsam.prep import road_masks
@@ -142,24 +147,15 @@ def evaluate_road_model(model: str, sources: list[Source],
     label = model_label(model)
     factory, params, image_size, chip_size, options, run_overlap = _factory(model, sources,
                                                                             zero_shot)
-    size = chip_size or image_size
-    overlap = overlap if overlap is not None else run_overlap or size // 8
     folder = out_dir / label
-    report = predict_images(sources, folder / "predictions", factory, params,
-                            TileOptions(size, min(overlap, size // 2), batch_size),
-                            stretch_path=stretch_path, outputs=RoadOutputs(options))
-    seconds = report.total_seconds
-    if math.isnan(seconds):
-        log.warning("%s: some predictions in %s have no recorded time; speed unknown (delete "
-                    "the folder to predict and time them again)", label, report.out_dir)
-    result = score_roads(truth, read_roads_csv(report.proposals_path), workers=1)
     outputs = RoadOutputs(options)
+    tile = grid(chip_size or image_size, overlap, run_overlap, batch_size)
+    report, seconds = timed_predictions(label, sources, folder, factory, params, tile,
+                                        stretch_path, outputs)
+    result = score_roads(truth, read_roads_csv(report.proposals_path), workers=1)
     probs = {s.image_id: outputs.paths(report.out_dir, s.image_id)["prob"] for s in sources}
     iou = road_pixel_iou(sources, probs, options.threshold)
-    with atomic_path(folder / "per_image.csv") as tmp:
-        result.per_image.to_csv(tmp, index=False)
-    with atomic_path(folder / "per_aoi.json") as tmp:
-        tmp.write_text(json.dumps(result.to_json_dict(), indent=1) + "\n")
+    write_scores(folder, result.per_image, result.to_json_dict())
     return RoadModelScore(label, result, iou, len(sources), seconds,
                           params["mode"] == "oracle", folder)
 
@@ -194,12 +190,4 @@ def evaluate_roads(models: Sequence[str], splits_path: str | Path, out_dir: str 
         log.info("%s: overall APLS %.3f on %d tiles in %.1f s", scored.name,
                  scored.result.overall_apls, scored.tiles, scored.seconds)
         rows.append(scored.row())
-    summary = pd.DataFrame(rows)
-    order = [f"apls_{a}" for a in AOIS if f"apls_{a}" in summary.columns]
-    summary = summary[["model", *order] + [c for c in summary.columns
-                                           if c not in order and c != "model"]]
-    with atomic_path(out_dir / "summary.csv") as tmp:
-        summary.to_csv(tmp, index=False)
-    with atomic_path(out_dir / "summary.json") as tmp:
-        tmp.write_text(summary.to_json(orient="records", indent=1) + "\n")
-    return summary
+    return write_summary(rows, "apls", out_dir)

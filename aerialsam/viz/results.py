@@ -44,6 +44,23 @@ def show_headline(table: pd.DataFrame, split: str = "test") -> Styler:
 def plot_headline(table: pd.DataFrame) -> Figure:
     """F1 per city of each evaluated model, with the 2017 winner's scores as black ticks."""
     cities = [CITY[a] for a in AOIS] + ["overall"]
+    return plot_city_bars(table, cities, table.loc["2017: XD_XD (1st)", cities],
+                          "2017 winner XD_XD (its own test set)", "SpaceNet F1 (IoU > 0.5)")
+
+
+def plot_city_bars(table: pd.DataFrame, cities: list[str], winner: pd.Series | None,
+                   winner_label: str, metric: str) -> Figure:
+    """A score per city (and overall) of each model as bars, a reference row as black ticks.
+
+    Args:
+        table: one row per model (index: its name), one column per entry of ``cities``; rows
+            whose name starts with ``2017`` are reference rows and are not drawn as bars;
+            oracle rows (``ORACLE`` in the name) are hatched.
+        cities: the columns to draw, in order.
+        winner: the reference scores drawn as ticks (``None``: none).
+        winner_label: its legend entry.
+        metric: the y axis label.
+    """
     ours = table[~table.index.str.startswith("2017")]
     fig, ax = plt.subplots(figsize=(10, 4))
     width = 0.8 / max(1, len(ours))
@@ -52,12 +69,12 @@ def plot_headline(table: pd.DataFrame) -> Figure:
         values = row[cities].astype(float).fillna(0.0).to_numpy()
         ax.bar(x + (i - (len(ours) - 1) / 2) * width, values, width, label=name,
                hatch="//" if "ORACLE" in name else None, edgecolor="white")
-    winner = table.loc["2017: XD_XD (1st)", cities].astype(float)
-    ax.scatter(x, winner, marker="_", s=900, color="black", zorder=3,
-               label="2017 winner XD_XD (its own test set)")
+    if winner is not None:
+        ax.scatter(x, winner.astype(float), marker="_", s=900, color="black", zorder=3,
+                   label=winner_label)
     ax.set_xticks(x, cities)
     ax.set_ylim(0, 1)
-    ax.set_ylabel("SpaceNet F1 (IoU > 0.5)")
+    ax.set_ylabel(metric)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     return fig

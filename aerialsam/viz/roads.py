@@ -27,6 +27,7 @@ from shapely import LineString
 from aerialsam.data.spacenet3 import ROAD_TYPES
 from aerialsam.evaluation.competition import CITY
 from aerialsam.viz.curves import RUN_COLOURS, smoothed
+from aerialsam.viz.results import plot_city_bars
 
 ROAD_TYPE_COLOURS = {1: "#e41a1c", 2: "#ff7f00", 3: "#ffff33", 4: "#4daf4a", 5: "#00e5ff",
                      6: "#984ea3", 7: "#f781bf"}
@@ -330,24 +331,10 @@ def plot_apls_per_city(table: pd.DataFrame) -> Figure:
     winner's are not drawn (only their overall score was published).
     """
     cities = [c for c in table.columns if c in CITY.values()] + ["overall"]
-    ours = table[~table.index.str.startswith("2017")]
-    fig, ax = plt.subplots(figsize=(10, 4))
-    width = 0.8 / max(1, len(ours))
-    x = np.arange(len(cities))
-    for i, (name, row) in enumerate(ours.iterrows()):
-        values = row[cities].astype(float).fillna(0.0).to_numpy()
-        ax.bar(x + (i - (len(ours) - 1) / 2) * width, values, width, label=name,
-               hatch="//" if "ORACLE" in name else None, edgecolor="white")
     winners = table[table.index.str.startswith("2017")]
-    if len(winners):
-        ax.scatter(x, winners.iloc[0][cities].astype(float), marker="_", s=900,
-                   color="black", zorder=3, label=f"{winners.index[0]} (its own test set)")
-    ax.set_xticks(x, cities)
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("APLS")
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.tight_layout()
-    return fig
+    first = winners.iloc[0][cities] if len(winners) else None
+    label = f"{winners.index[0]} (its own test set)" if len(winners) else ""
+    return plot_city_bars(table, cities, first, label, "APLS")
 
 
 def plot_road_losses(metrics: Mapping[str, pd.DataFrame], title: str = "") -> Figure:

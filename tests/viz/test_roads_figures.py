@@ -30,6 +30,7 @@ SAMPLE = Path(__file__).resolve().parents[2] / "book" / "samples" / "sn3_vegas_i
 
 @pytest.fixture(autouse=True)
 def no_figure_left_open() -> Iterator[None]:
+    plt.close("all")  # figures an earlier module left are not this test's
     yield
     leaked = plt.get_fignums()
     plt.close("all")
