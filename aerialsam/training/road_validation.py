@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,6 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 import pandas as pd
-import rasterio
 import shapely
 from torch import nn
 
@@ -40,13 +38,12 @@ from aerialsam.inference.road_vectorize import (
     skeleton_graph,
     skeleton_pixels,
 )
-from aerialsam.inference.tiling import predict_raster
 from aerialsam.inputs.schema import check_fields
 from aerialsam.metrics.apls import score_roads
 from aerialsam.prep.chips import Source
 from aerialsam.prep.stretch import Stretch
-from aerialsam.training.kinds import kind_of
 from aerialsam.training.train_config import TrainConfig
+from aerialsam.training.validation import predict_tiles
 
 ROAD_THRESHOLDS = (0.3, 0.5, 0.7)
 """Probability thresholds tried on the validation tiles."""
@@ -84,16 +81,8 @@ def road_probabilities(model: nn.Module, config: TrainConfig, sources: Sequence[
                        stretches: dict[str, Stretch], size: int, overlap: int
                        ) -> dict[str, tuple[np.ndarray, PixelSize]]:
     """Each tile's road probability (band 1 of the prediction) and its pixel size."""
-    out = {}
-    chip_model = kind_of(config).chip_model
-    with tempfile.TemporaryDirectory() as tmp:
-        for source in sources:
-            path = Path(tmp) / f"{source.image_id}.tif"
-            predict_raster(source.path, chip_model(model, config, source), path, size,
-                           overlap, config.batch_size, stretch=stretches[source.aoi])
-            with rasterio.open(path) as src:
-                out[source.image_id] = (src.read(1), raster_pixel_size(src))
-    return out
+    return predict_tiles(model, config, sources, stretches, size, overlap,
+                         lambda src: (src.read(1), raster_pixel_size(src)))
 
 
 def score_settings(probs: dict[str, tuple[np.ndarray, PixelSize]],

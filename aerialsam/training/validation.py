@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import geopandas as gpd
 import numpy as np
@@ -35,6 +36,8 @@ from aerialsam.training.kinds import kind_of
 from aerialsam.training.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.8)
 """Vectorizing thresholds tried on the validation tiles (the seed report found 0.65)."""
@@ -82,28 +85,37 @@ def truth_of(sources: Sequence[Source]) -> gpd.GeoDataFrame:
     return truth
 
 
+def predict_tiles(model: nn.Module, config: TrainConfig, sources: Sequence[Source],
+                  stretches: dict[str, Stretch], size: int, overlap: int,
+                  read: Callable[[rasterio.DatasetReader], T]) -> dict[str, T]:
+    """Predict whole tiles as ``aerialsam predict`` does; ``read`` what each prediction holds.
+
+    The probability rasters live in a temporary folder: ``read`` takes what validation
+    needs of each (by image id) before the folder goes.
+    """
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for source in sources:
+            path = Path(tmp) / f"{source.image_id}.tif"
+            predict_raster(source.path, chip_model_for(model, config, source), path, size,
+                           overlap, config.batch_size, stretch=stretches[source.aoi])
+            with rasterio.open(path) as src:
+                out[source.image_id] = read(src)
+    return out
+
+
 def tile_f1(model: nn.Module, config: TrainConfig, sources: Sequence[Source],
             stretches: dict[str, Stretch], size: int, overlap: int,
             thresholds: Sequence[float] = THRESHOLDS) -> TileScore:
     """Predict the tiles, vectorize at each threshold, keep the best SpaceNet F1."""
-    probs = {}
-    with tempfile.TemporaryDirectory() as tmp:
-        for source in sources:
-            out = Path(tmp) / f"{source.image_id}.tif"
-            predict_raster(source.path, chip_model_for(model, config, source), out, size,
-                           overlap, config.batch_size, stretch=stretches[source.aoi])
-            probs[source.image_id] = _read(out)
+    probs = predict_tiles(model, config, sources, stretches, size, overlap,
+                          lambda src: src.read())
     truth = truth_of(sources)
     results = {t: score(truth, _proposals(probs, t)) for t in thresholds}
     best = max(thresholds, key=lambda t: (results[t].overall_f1, -abs(t - 0.5)))
     return TileScore(best, results[best].overall_f1,
                      {t: r.overall_f1 for t, r in results.items()}, results[best].per_aoi,
                      oracle=kind_of(config).needs_prompts(config))
-
-
-def _read(path: Path) -> np.ndarray:
-    with rasterio.open(path) as src:
-        return src.read()
 
 
 def _proposals(probs: dict[str, np.ndarray], threshold: float) -> gpd.GeoDataFrame:
