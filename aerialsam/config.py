@@ -30,23 +30,30 @@ class RoadBookSettings:
         unet_steps: optimiser steps of both U-Net runs (with and without clDice alike, so
             that the loss term is the only difference).
         sam2_steps: optimiser steps of the SAM 2 run.
-        sam2_image_size: SAM 2's input side, fine-tuned and zero-shot.
+        image_size: input side of the runs, SAM 2's and the U-Nets' alike (the models see
+            chips at one resolution), and of zero-shot SAM 2 (``None``: SAM 2 at the
+            profile's size, the U-Nets at the chip's).
         batch_size: chips per step.
         lr: the runs' learning rate (``None``: the configuration's default).
         val_every: steps between validations (``None``: once, at the end).
         cldice_weight: weight of the clDice term of the ``unet_cldice`` run.
         auto_points_per_side: zero-shot SAM 2's automatic point grid per chip side.
+        cross_city: whether the chapter draws the cross-city matrix (one U-Net per city,
+            each scored on every city); a profile that cannot afford it says ``False``.
+        cross_city_steps: optimiser steps of each one-city U-Net (``None``: ``unet_steps``).
     """
 
     aois: tuple[str, ...] | None = None
     unet_steps: int | None = None
     sam2_steps: int | None = None
-    sam2_image_size: int | None = None
+    image_size: int | None = None
     batch_size: int | None = None
     lr: float | None = None
     val_every: int | None = None
     cldice_weight: float = 0.5
     auto_points_per_side: int = 32
+    cross_city: bool = True
+    cross_city_steps: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,9 @@ class BookSettings:
         eval_split: the split chapter 09 scores on (``smoke`` has too few tiles for a test
             split and scores its validation tiles).
         run_aois: cities of the chapters' shared fine-tuning runs (chapters 07 to 09).
-        run_image_size: SAM 2 input side of those runs.
+        run_image_size: input side of those runs: SAM 2's, and the U-Net's too (both see
+            the chips at the same resolution; ``None``: SAM 2 at the profile's size, the U-Net
+            at the chip's).
         run_steps: their optimisation steps.
         run_val_every: their validation interval in steps.
         auto_points_per_side: chapter 06's automatic-mask point grid per chip side.
@@ -94,9 +103,10 @@ class BookSettings:
     size_study_aois: tuple[str, ...] | None = None
     roads: RoadBookSettings = field(default_factory=RoadBookSettings)
 
-    def run_overrides(self) -> dict[str, Any]:
-        """What the chapters' shared runs change in the profile's training configuration."""
-        keys = {"aois": self.run_aois, "image_size": self.run_image_size,
+    def run_overrides(self, model: str = "sam2") -> dict[str, Any]:
+        """What the chapters' shared ``model`` runs change in the profile's configuration."""
+        size = "unet_input_size" if model == "unet" else "image_size"
+        keys = {"aois": self.run_aois, size: self.run_image_size,
                 "steps": self.run_steps, "val_every": self.run_val_every}
         return {key: value for key, value in keys.items() if value is not None}
 
@@ -176,7 +186,7 @@ PROFILES: dict[str, Profile] = {
             # one city, 4 steps, a 128 px SAM 2: seconds of training; the final validations
             # and the evaluation (graphs of whole 1300 px tiles) are most of chapter 11's time
             roads=RoadBookSettings(aois=("AOI_2_Vegas",), unet_steps=4, sam2_steps=4,
-                                   sam2_image_size=128, batch_size=2, auto_points_per_side=2)),
+                                   image_size=128, batch_size=2, auto_points_per_side=2)),
     ),
     "demo": Profile(
         name="demo",
@@ -189,16 +199,19 @@ PROFILES: dict[str, Profile] = {
         batch_size=4,
         train_steps=200,
         book=BookSettings(
-            # 256 px instead of the profile's 512 px (a quarter of the encoder's cost) and
-            # 100 steps instead of 200: a few minutes per model on a CPU
+            # 256 px input instead of the profile's 512 px chips (a quarter of SAM 2's encoder
+            # cost and of the U-Net's) and 100 steps instead of 200: a few minutes per model
+            # on a CPU
             run_image_size=256, run_steps=100, run_val_every=25,
-            auto_points_per_side=8, auto_tiles_per_aoi=2, oracle_tiles_per_aoi=3,
+            # random weights: the automatic masks cannot find buildings; a 4 x 4 point grid
+            # (16 prompts a chip, not 64) on one tile per city shows the generator at work
+            auto_points_per_side=4, auto_tiles_per_aoi=1, oracle_tiles_per_aoi=3,
             cross_city_steps=60, size_study_sizes=(128, 256, 512),
             # four cities, one training tile each (36 chips of 512 px), a higher rate for runs
             # this short. Measured on one CPU core: a U-Net step of 2 chips about 2.6 s, 4.3 s
             # with clDice; a cached SAM 2 decoder step 0.2 s; each run's final validation
             # about 45 s
-            roads=RoadBookSettings(unet_steps=20, sam2_steps=60, sam2_image_size=256,
+            roads=RoadBookSettings(unet_steps=20, sam2_steps=60, image_size=256,
                                    batch_size=2, lr=1e-3, auto_points_per_side=2)),
     ),
     "full": Profile(

@@ -17,15 +17,19 @@ import os
 import re
 import stat
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import numpy as np
 import rasterio
 from rasterio.errors import RasterioError, RasterioIOError
+from tqdm.auto import tqdm
 
 from aerialsam.errors import InputError
 from aerialsam.inputs import read_json
+
+T = TypeVar("T")
 
 _TEMPORARY = re.compile(r"^\..*\.(?P<pid>\d+)-[a-z0-9_]{8}\.part(\.[^.]*)?$")
 """The names :func:`atomic_path` gives its temporaries: ``.<stem>.<pid>-<random>.part<suffix>``."""
@@ -314,3 +318,16 @@ def record_params(folder: str | Path, filename: str, params: dict, what: str) ->
                                      "choose another folder or delete this one")
         return
     write_file(path, (json.dumps(params, indent=1) + "\n").encode())
+
+
+def progress_bar(iterable: Iterable[T] | None = None,
+                 **options: Any) -> tqdm:  # noqa: ANN401 (tqdm's options)
+    """A tqdm progress bar (``options`` as tqdm's) that ``TQDM_DISABLE`` silences.
+
+    tqdm reads ``TQDM_DISABLE`` only as the default of ``disable``, and its notebook bar shows
+    itself for ``disable=None``: the book's batch execution (which sets it, see
+    :mod:`aerialsam.book.notebooks`) would print the first line of every bar into the pages.
+    Otherwise tqdm decides: shown on a terminal or in a live notebook, hidden in a log.
+    """
+    disable = True if os.environ.get("TQDM_DISABLE") else None
+    return tqdm(iterable, disable=disable, **options)

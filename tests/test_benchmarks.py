@@ -113,3 +113,21 @@ def test_the_sam2_road_model_gives_two_channels(bench_roads: ModuleType) -> None
     model = bench_roads.make_model("sam2", 256)
     probs = model(np.zeros((1, 256, 256, 3), np.uint8), [Window(0, 0, 256, 256)])
     assert probs.shape == (1, 2, 256, 256)
+
+
+def test_the_book_benchmark_lists_each_notebooks_slowest_cells(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import nbformat
+    bench_book = _load(BENCHMARKS / "bench_book.py", monkeypatch)
+    book = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# title"),
+        *(nbformat.v4.new_code_cell(f"step_{i}()\nmore()") for i in range(5))])
+    for i, seconds in zip(range(1, 6), [0.5, 30.04, None, 12.0, 2.0], strict=True):
+        book.cells[i].metadata["papermill"] = {"duration": seconds}
+    path = tmp_path / "executed.ipynb"
+    nbformat.write(book, path)
+    cells = bench_book.cell_times(path)
+    assert [(c["cell"], c["s"], c["code"]) for c in cells] == [
+        (2, 30.0, "step_1()"), (4, 12.0, "step_3()"), (5, 2.0, "step_4()")]
+    assert bench_book.BUDGET_S == 35 * 60
+    assert bench_book.reference_seconds(steps=1) > 0

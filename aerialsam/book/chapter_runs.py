@@ -49,7 +49,7 @@ def book_overrides(profile: Profile, model: str = "sam2") -> dict[str, Any]:
 
     Its name and the profile's :meth:`~aerialsam.config.BookSettings.run_overrides`.
     """
-    return {"model": model, "name": f"book_{model}", **profile.book.run_overrides()}
+    return {"model": model, "name": f"book_{model}", **profile.book.run_overrides(model)}
 
 
 def train_or_load(config: TrainConfig, data: TrainData, runs_dir: str | Path) -> RunResult:

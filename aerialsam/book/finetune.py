@@ -46,14 +46,21 @@ def read_metrics(run_dir: str | Path) -> pd.DataFrame:
 
 
 def final_scores(run_dirs: dict[str, Path]) -> pd.DataFrame:
-    """Final validation numbers of finished runs, from their ``run.json``."""
+    """Final validation numbers of finished runs, from their ``run.json``.
+
+    The score is the task's: SpaceNet F1 for building runs, APLS for road runs (whose
+    threshold is that of their tuned graph setting).
+    """
     rows = {}
     for label, run_dir in run_dirs.items():
         run = runs.read_run(run_dir)
         metrics = read_metrics(run_dir)
+        roads = run["config"].task == "roads"
+        threshold = run.get("road_graph", {}).get("threshold") if roads else run["threshold"]
         rows[label] = {"steps": run["step"], "val pixel IoU": run["metrics"]["val_pixel_iou"],
-                       "val SpaceNet F1": run["metrics"]["val_f1"],
-                       "threshold": run["threshold"], "val loss": run["metrics"]["val_loss"],
+                       "val APLS" if roads else "val SpaceNet F1":
+                           run["metrics"]["val_apls" if roads else "val_f1"],
+                       "threshold": threshold, "val loss": run["metrics"]["val_loss"],
                        "train seconds": metrics.loc[metrics["split"] == "train",
                                                     "seconds"].max()}
     return pd.DataFrame(rows).T.rename_axis("run")
@@ -91,8 +98,8 @@ def curve_summary(metrics: pd.DataFrame) -> pd.DataFrame:
     rows = {"train loss": (train_rows["loss"].head(tenth).mean(),
                            train_rows["loss"].tail(tenth).mean())}
     for column, label in (("loss", "val loss"), ("pixel_iou", "val pixel IoU"),
-                          ("f1", "val SpaceNet F1")):
-        if not val_rows.empty:
+                          ("f1", "val SpaceNet F1"), ("apls", "val APLS")):
+        if column in val_rows and val_rows[column].notna().any():
             rows[label] = (val_rows[column].iloc[0], val_rows[column].iloc[-1])
     table = pd.DataFrame(rows, index=["start", "end"]).T
     table.attrs["val_steps"] = val_rows["step"].tolist()

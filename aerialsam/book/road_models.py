@@ -4,27 +4,18 @@ Three road runs share the one training loop (:mod:`aerialsam.training.loop`): th
 the same U-Net with monai's soft clDice added to its loss, and SAM 2 fine-tuned prompt-free
 (decoder regime). They are trained once per data folder (:func:`road_run`, through
 :func:`aerialsam.book.chapter_runs.ensure_run`), then scored on the held-out road tiles with
-zero-shot SAM 2 (:func:`evaluate`). The tables put the 2017 SpaceNet 3 winners below as
+zero-shot SAM 2 (:func:`evaluate`); :func:`cross_city` trains a U-Net on each city alone and
+scores it on every city. The tables put the 2017 SpaceNet 3 winners below as
 reference rows and keep the oracle (SAM 2 prompted with points on the true roads) in a table
 of its own.
 
-Error analysis of one tile (:func:`graph_errors`), in pixels, with the APLS snapping
-distance (4 m, :data:`~aerialsam.metrics.road_graph.SNAP_DISTANCE`) as the tolerance:
-
-- **missed road**: a stretch of true road with no proposed road within the tolerance;
-- **false road**: a stretch of proposed road with no true road within the tolerance;
-- **missed junction**: a true junction (three or more sections meet) with no proposed
-  junction within :data:`JUNCTION_PX`;
-- **break**: a proposed dead end lying on a true road, farther than :data:`JUNCTION_PX`
-  from any true dead end: the proposed road stops where the true road goes on;
-- **spur**: a proposed dead end off the true roads: the tip of a spur or a false road.
+Error analysis of one tile is :mod:`aerialsam.book.road_errors`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +25,8 @@ import rasterio
 import shapely
 
 from aerialsam.book.chapter_runs import ensure_run
-from aerialsam.book.roads import load_scene
 from aerialsam.book.zero_shot import auto_settings
 from aerialsam.config import AOIS, Profile, RoadBookSettings, stage_paths
-from aerialsam.data import spacenet3
 from aerialsam.device import pick_device
 from aerialsam.errors import InputError
 from aerialsam.evaluation.competition import CITY, ROADS_COMPETITION
@@ -45,20 +34,15 @@ from aerialsam.evaluation.per_city import ZERO_SHOT, ZeroShot, model_label
 from aerialsam.evaluation.roads import evaluate_roads
 from aerialsam.inference.road_graph import PixelSize, length_m
 from aerialsam.inference.road_oracle import tile_roads
-from aerialsam.inference.road_prediction import ROADS_FILE
 from aerialsam.inference.road_vectorize import raster_pixel_size
-from aerialsam.metrics.apls import read_roads_csv
-from aerialsam.metrics.road_graph import SNAP_DISTANCE
+from aerialsam.prep.chip_masks import read_road_params
 from aerialsam.prep.splits import SPLITS, read_splits
-from aerialsam.prep.stretch import STRETCH_FILE, load_stretches
+from aerialsam.prep.stretch import STRETCH_FILE
 from aerialsam.training.kinds import kind_of
 from aerialsam.training.runs import METRICS_FILE, read_run
 
 ROAD_RUNS = ("sam2", "unet", "unet_cldice")
 """The chapter's runs: SAM 2 fine-tuned (decoder), the U-Net, the U-Net with clDice."""
-
-JUNCTION_PX = 2 * SNAP_DISTANCE
-"""A true junction counts as found with a proposed junction within this distance (8 m)."""
 
 SCORED_2017 = "2017 test set"
 """The ``scored on`` value of the 2017 rows: the competition's own test set."""
@@ -132,7 +116,7 @@ def run_overrides(cfg: Profile, run: str) -> dict[str, Any]:
     model = "sam2" if run == "sam2" else "unet"
     steps = (settings.sam2_steps if model == "sam2" else settings.unet_steps) or cfg.train_steps
     values = {"aois": settings.aois, "batch_size": settings.batch_size, "lr": settings.lr,
-              "image_size": settings.sam2_image_size if model == "sam2" else None,
+              "image_size" if model == "sam2" else "unet_input_size": settings.image_size,
               "regime": "decoder" if model == "sam2" else None,
               "cldice_weight": settings.cldice_weight if run == "unet_cldice" else None}
     return {"task": "roads", "model": model, "name": f"book_roads_{run}", "steps": steps,
@@ -146,13 +130,45 @@ def road_run(cfg: Profile, data_dir: str | Path, run: str) -> Path:
     return ensure_run(cfg, data_dir, **run_overrides(cfg, run))
 
 
+def cross_city_steps(cfg: Profile) -> int:
+    """Optimiser steps of each one-city U-Net: ``cross_city_steps``, else the U-Nets'."""
+    settings = chapter_settings(cfg)
+    return settings.cross_city_steps or settings.unet_steps or cfg.train_steps
+
+
+def city_run(cfg: Profile, data_dir: str | Path, city: str) -> Path:
+    """A road U-Net trained on one city only (trained first when unfinished).
+
+    The chapter's U-Net settings, ``cross_city_steps`` steps, one validation at the end.
+    """
+    steps = cross_city_steps(cfg)
+    return ensure_run(cfg, data_dir, **{
+        **run_overrides(cfg, "unet"), "name": f"book_roads_unet_{city}", "aois": (city,),
+        "steps": steps, "val_every": steps, "warmup_steps": max(1, steps // 20),
+        "checkpoint_every": min(50, steps)})
+
+
+def cross_city(cfg: Profile, data_dir: str | Path, split: str = "test"
+               ) -> dict[str, pd.DataFrame]:
+    """Each city's one-city U-Net scored on every city: its summary, by training city.
+
+    Reports go to ``reports/roads_cross_city/<city>``; an empty dictionary when the profile
+    does not draw the matrix (``cfg.book.roads.cross_city``).
+    """
+    if not chapter_settings(cfg).cross_city:
+        return {}
+    return {city: _evaluate(cfg, data_dir, [str(city_run(cfg, data_dir, city))],
+                            Path("roads_cross_city") / city, split)
+            for city in chapter_aois(cfg)}
+
+
 def zero_shot(cfg: Profile) -> ZeroShot:
     """How the chapter runs zero-shot SAM 2: the profile's weights at the chapter's input."""
     settings = chapter_settings(cfg)
     auto = dataclasses.replace(auto_settings(cfg),
                                points_per_side=settings.auto_points_per_side)
     return ZeroShot(cfg.sam_variant, cfg.sam_checkpoint,
-                    settings.sam2_image_size or cfg.sam_image_size, auto,
+                    settings.image_size or cfg.sam_image_size, auto,
                     str(pick_device(cfg.device)))
 
 
@@ -166,11 +182,21 @@ def evaluate(cfg: Profile, data_dir: str | Path, runs: Mapping[str, Path],
     Returns:
         The summary: one row per model, zero-shot first and the oracle last.
     """
-    paths = stage_paths(data_dir)
     models = ["sam2-auto", *(str(path) for path in runs.values()), "sam2-oracle"]
-    return evaluate_roads(models, paths.road_splits, paths.reports / "roads", split,
+    return _evaluate(cfg, data_dir, models, Path("roads"), split)
+
+
+def _evaluate(cfg: Profile, data_dir: str | Path, models: list[str], report: Path,
+              split: str) -> pd.DataFrame:
+    """``evaluate_roads`` on the chapter's cities, with its zero-shot SAM 2, into ``report``.
+
+    The true masks of the pixel IoU have the widths the runs were trained on.
+    """
+    paths = stage_paths(data_dir)
+    return evaluate_roads(models, paths.road_splits, paths.reports / report, split,
                           chapter_aois(cfg), zero_shot(cfg), paths.road_chips / STRETCH_FILE,
-                          batch_size=cfg.batch_size)
+                          batch_size=cfg.batch_size,
+                          road_params=read_road_params(paths.road_masks))
 
 
 def run_name(run_dir: str | Path) -> str:
@@ -312,173 +338,3 @@ def tile_pixel_size(path: str | Path) -> PixelSize:
     """(east-west, north-south) ground size in metres of a tile's pixels."""
     with rasterio.open(path) as src:
         return raster_pixel_size(src)
-
-
-@dataclass(frozen=True)
-class GraphErrors:
-    """Where a proposed road graph differs from the truth on one tile (see the module).
-
-    Attributes:
-        truth: the true roads (pixel LineStrings).
-        proposal: the proposed roads.
-        missed: parts of true roads with no proposed road within the tolerance.
-        false: parts of proposed roads with no true road within the tolerance.
-        missed_junctions: ``(n, 2)`` true junctions with no proposed junction nearby.
-        breaks: ``(n, 2)`` proposed dead ends on a true road that goes on.
-        spurs: ``(n, 2)`` proposed dead ends off the true roads.
-        tolerance_px: the distance within which a road counts as found.
-    """
-
-    truth: list[shapely.LineString]
-    proposal: list[shapely.LineString]
-    missed: list[shapely.LineString]
-    false: list[shapely.LineString]
-    missed_junctions: np.ndarray
-    breaks: np.ndarray
-    spurs: np.ndarray
-    tolerance_px: float
-
-
-def as_lines(roads: Sequence[Any]) -> list[shapely.LineString]:  # noqa: ANN401 (arrays or lines)
-    """Roads as LineStrings (from ``(k, 2)`` arrays, as a roads CSV is read, or lines)."""
-    return [r if isinstance(r, shapely.LineString) else shapely.LineString(np.asarray(r))
-            for r in roads]
-
-
-def node_degrees(lines: Sequence[shapely.LineString]) -> tuple[np.ndarray, np.ndarray]:
-    """Every vertex of the roads (merged at 0.1 px, as the scorer merges them) and its degree.
-
-    Returns:
-        ``(xy, degree)``: ``(n, 2)`` positions and the number of sections meeting at each.
-    """
-    keys: dict[tuple[int, int], int] = {}
-    xy: list[np.ndarray] = []
-    degree: list[int] = []
-    for line in lines:
-        coords = shapely.get_coordinates(line)
-        ids = []
-        for point in coords:
-            key = (int(round(point[0] * 10)), int(round(point[1] * 10)))
-            if key not in keys:
-                keys[key] = len(xy)
-                xy.append(point)
-                degree.append(0)
-            ids.append(keys[key])
-        for a, b in zip(ids[:-1], ids[1:], strict=True):
-            if a != b:
-                degree[a] += 1
-                degree[b] += 1
-    return (np.array(xy, dtype=float).reshape(-1, 2), np.array(degree, dtype=int))
-
-
-def _parts(lines: Sequence[shapely.LineString], cover: shapely.Geometry,
-           min_px: float) -> list[shapely.LineString]:
-    """The pieces of ``lines`` outside ``cover`` at least ``min_px`` long."""
-    out = []
-    for line in lines:
-        rest = shapely.difference(line, cover)
-        for part in shapely.get_parts(shapely.line_merge(rest)
-                                      if rest.geom_type == "MultiLineString" else rest):
-            if part.geom_type == "LineString" and part.length >= min_px:
-                out.append(part)
-    return out
-
-
-def _far_from(points: np.ndarray, others: np.ndarray, distance: float) -> np.ndarray:
-    """Which ``points`` have none of ``others`` within ``distance``."""
-    if not len(others):
-        return np.ones(len(points), dtype=bool)
-    gaps = np.hypot(*(points[:, None, :] - others[None, :, :]).transpose(2, 0, 1))
-    return gaps.min(axis=1) > distance
-
-
-def graph_errors(truth: Sequence[Any], proposal: Sequence[Any],  # noqa: ANN401 (roads)
-                 tolerance_px: float = SNAP_DISTANCE,
-                 junction_px: float = JUNCTION_PX) -> GraphErrors:
-    """Missed and false roads, missed junctions, breaks and spurs of one tile's proposal.
-
-    Args:
-        truth: the tile's true roads in pixels (LineStrings or ``(k, 2)`` arrays).
-        proposal: the proposed roads, likewise.
-        tolerance_px: a road counts as found with the other within this distance (4 m).
-        junction_px: how near a junction or a dead end of the other graph must be.
-
-    Returns:
-        The :class:`GraphErrors` (see the module docstring for the definitions).
-    """
-    truth, proposal = as_lines(truth), as_lines(proposal)
-    truth_cover = shapely.union_all(truth).buffer(tolerance_px)
-    proposal_cover = shapely.union_all(proposal).buffer(tolerance_px)
-    min_px = tolerance_px / 2
-    true_xy, true_degree = node_degrees(truth)
-    prop_xy, prop_degree = node_degrees(proposal)
-    junctions = true_xy[true_degree >= 3]
-    missed_junctions = junctions[_far_from(junctions, prop_xy[prop_degree >= 3], junction_px)]
-    ends = prop_xy[prop_degree == 1]
-    on_truth = (shapely.contains_xy(truth_cover, ends[:, 0], ends[:, 1]) if len(ends)
-                else np.zeros(0, dtype=bool))
-    breaks = ends[on_truth & _far_from(ends, true_xy[true_degree == 1], junction_px)]
-    return GraphErrors(truth, proposal, _parts(truth, proposal_cover, min_px),
-                       _parts(proposal, truth_cover, min_px), missed_junctions.reshape(-1, 2),
-                       breaks.reshape(-1, 2), ends[~on_truth].reshape(-1, 2), tolerance_px)
-
-
-def error_table(errors: GraphErrors, pixel_size: PixelSize) -> pd.DataFrame:
-    """How many of each error the tile has, and the road length involved in metres."""
-    def metres(lines: Sequence[shapely.LineString]) -> float:
-        return sum(length_m(shapely.get_coordinates(line), pixel_size) for line in lines)
-
-    junctions = int((node_degrees(errors.truth)[1] >= 3).sum())
-    rows = {
-        "true roads": (len(errors.truth), metres(errors.truth)),
-        "proposed roads": (len(errors.proposal), metres(errors.proposal)),
-        "missed road stretches": (len(errors.missed), metres(errors.missed)),
-        "false road stretches": (len(errors.false), metres(errors.false)),
-        f"missed junctions (of {junctions})": (len(errors.missed_junctions), np.nan),
-        "breaks (dead ends on a true road)": (len(errors.breaks), np.nan),
-        "spurs (dead ends off the roads)": (len(errors.spurs), np.nan),
-    }
-    table = pd.DataFrame(rows, index=["count", "metres"]).T
-    return table.astype({"count": int}).round({"metres": 0}).rename_axis("on this tile")
-
-
-@dataclass(frozen=True)
-class TileView:
-    """One held-out tile, a model's graph of it and its errors, ready to draw.
-
-    Attributes:
-        image_id: the tile's image id.
-        rgb: the tile as uint8 RGB, stretched with its city's stretch.
-        errors: :func:`graph_errors` of the model's roads on it.
-        pixel_size: (east-west, north-south) metres per pixel.
-        apls: the model's APLS on the tile.
-    """
-
-    image_id: str
-    rgb: np.ndarray
-    errors: GraphErrors
-    pixel_size: PixelSize
-    apls: float
-
-
-def tile_view(report_dir: str | Path, model: str, image_id: str, splits_path: str | Path,
-              stretch_path: str | Path) -> TileView:
-    """A model's roads on one evaluated tile (from its report), against the tile's truth.
-
-    Raises:
-        InputError: a tile the splits file or the model's report does not hold.
-    """
-    table = read_splits(splits_path)
-    row = table[table["image_id"] == image_id]
-    if row.empty:
-        raise InputError(splits_path, f"no tile {image_id!r}")
-    path = Path(row["source"].iloc[0])
-    predictions = Path(report_dir) / model_label(model) / "predictions" / ROADS_FILE
-    proposals = read_roads_csv(predictions)
-    if image_id not in proposals:
-        raise InputError(predictions, f"no roads of {image_id!r}: evaluate the model first")
-    stretch = load_stretches(stretch_path).get(str(row["aoi"].iloc[0]))
-    scene = load_scene(path, spacenet3.road_tile_at(path).geojson_path, stretch)
-    scores = read_per_image(report_dir, model).set_index("image_id")
-    return TileView(image_id, scene.rgb, graph_errors(tile_roads(path), proposals[image_id]),
-                    tile_pixel_size(path), float(scores.loc[image_id, "apls"]))

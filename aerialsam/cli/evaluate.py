@@ -16,6 +16,7 @@ from aerialsam.evaluation.roads import evaluate_roads
 from aerialsam.inference.chip_models import AutoSettings
 from aerialsam.inference.prediction import check_sources
 from aerialsam.models.variants import RANDOM, check_image_size
+from aerialsam.prep.chip_masks import read_road_params
 from aerialsam.prep.stretch import STRETCH_FILE
 from aerialsam.training.kinds import kind_of
 from aerialsam.training.runs import read_run
@@ -65,9 +66,14 @@ def run_evaluate(args: argparse.Namespace) -> int:
     if args.checkpoint == RANDOM:
         print("note: zero-shot SAM 2 with random weights: its scores mean nothing")
     stretch = chips / STRETCH_FILE
-    score = evaluate_roads if task == "roads" else evaluate
-    summary = score(args.models, splits, paths.reports / args.name, args.split, aois,
-                    zero_shot, stretch if stretch.exists() else None, args.overlap)
+    stretch = stretch if stretch.exists() else None
+    if task == "roads":
+        summary = evaluate_roads(args.models, splits, paths.reports / args.name, args.split,
+                                 aois, zero_shot, stretch, args.overlap,
+                                 road_params=read_road_params(paths.road_masks))
+    else:
+        summary = evaluate(args.models, splits, paths.reports / args.name, args.split, aois,
+                           zero_shot, stretch, args.overlap)
     print(summary.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     print(paths.reports / args.name / "summary.csv")
     return 0

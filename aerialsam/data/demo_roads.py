@@ -48,7 +48,6 @@ from affine import Affine
 from rasterio import features
 from scipy import ndimage
 from shapely.geometry import Polygon, box
-from tqdm.auto import tqdm
 
 from aerialsam.config import Profile, stage_paths
 from aerialsam.data import demo, spacenet, spacenet3
@@ -59,7 +58,7 @@ from aerialsam.data.demo_road_layouts import (
     split_at_junctions,
 )
 from aerialsam.errors import InputError
-from aerialsam.io import record_params
+from aerialsam.io import progress_bar, record_params
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +140,7 @@ def _make_aoi(out_dir: Path, aoi: str, tiles_per_aoi: int, seed: int) -> Path:
     existing = len(list((aoi_dir / spacenet3.IMAGE_DIR).glob("*.tif")))
     count = max(tiles_per_aoi, existing)
     written = 0
-    for index in tqdm(range(count), desc=f"roads {aoi}", unit="tile", disable=None):
+    for index in progress_bar(range(count), desc=f"roads {aoi}", unit="tile"):
         number = index + 1
         paths = (spacenet3.image_path(aoi_dir, number), spacenet3.geojson_path(aoi_dir, number),
                  spacenet3.geojson_path(aoi_dir, number, speed=True))

@@ -126,15 +126,18 @@ def verdict(table: pd.DataFrame, synthetic: bool, random_sam: bool) -> str:
     return "\n".join(lines)
 
 
-def cross_city_matrix(summaries: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
-    """F1 of each one-city model (rows: trained on) on each city (columns: tested on).
+def cross_city_matrix(summaries: Mapping[str, pd.DataFrame], metric: str = "f1"
+                      ) -> pd.DataFrame:
+    """The score of each one-city model (rows: trained on) on each city (columns: tested on).
 
-    Built from one :func:`aerialsam.evaluation.per_city.evaluate` summary per training city.
+    Built from one evaluation summary per training city
+    (:func:`aerialsam.evaluation.per_city.evaluate`, ``metric`` ``f1``, or
+    :func:`aerialsam.evaluation.roads.evaluate_roads`, ``apls``).
     """
     rows = {}
     for trained, summary in summaries.items():
         row = summary.iloc[0]
-        rows[CITY[trained]] = {CITY[a]: float(row.get(f"f1_{a}", np.nan))
+        rows[CITY[trained]] = {CITY[a]: float(row.get(f"{metric}_{a}", np.nan))
                                for a in summaries}
     matrix = pd.DataFrame(rows).T
     return matrix.rename_axis(index="trained on", columns="tested on")

@@ -121,14 +121,18 @@ def _factory(model: str, sources: list[Source], zero_shot: ZeroShot
 
 
 def road_pixel_iou(sources: Sequence[Source], prob_paths: dict[str, Path],
-                   threshold: float) -> float:
-    """IoU of the predicted road pixels with the true road masks, over all tiles together."""
+                   threshold: float, road_params: road_masks.RoadParams | None = None) -> float:
+    """IoU of the predicted road pixels with the true road masks, over all tiles together.
+
+    The true masks are drawn with ``road_params``, the widths the models were trained on
+    (:func:`aerialsam.prep.chip_masks.read_road_params`; default: 2 m either side).
+    """
     inter = union = 0
     for source in sources:
         tile = spacenet3.road_tile_at(source.path)
         grid = read_grid(source.path)
-        truth = road_masks.road_mask(road_masks.read_road_labels(tile.geojson_path, grid,
-                                                                 source.path), grid.shape) > 0
+        roads = road_masks.read_road_labels(tile.geojson_path, grid, source.path, road_params)
+        truth = road_masks.road_mask(roads, grid.shape, params=road_params) > 0
         with rasterio.open(prob_paths[source.image_id]) as src:
             pred = np.nan_to_num(src.read(1)) > threshold
         inter += int((pred & truth).sum())
@@ -139,10 +143,12 @@ def road_pixel_iou(sources: Sequence[Source], prob_paths: dict[str, Path],
 def evaluate_road_model(model: str, sources: list[Source],
                         truth: dict[str, list[shapely.LineString]], out_dir: Path,
                         zero_shot: ZeroShot, overlap: int | None = None, batch_size: int = 4,
-                        stretch_path: str | Path | None = None) -> RoadModelScore:
+                        stretch_path: str | Path | None = None,
+                        road_params: road_masks.RoadParams | None = None) -> RoadModelScore:
     """Predict, draw and score one road model on ``sources``; write its report files.
 
-    ``overlap`` defaults to the run's training grid, else an eighth of the chip.
+    ``overlap`` defaults to the run's training grid, else an eighth of the chip;
+    ``road_params`` are the widths of the true masks of the pixel IoU.
     """
     label = model_label(model)
     factory, params, image_size, chip_size, options, run_overlap = _factory(model, sources,
@@ -154,7 +160,7 @@ def evaluate_road_model(model: str, sources: list[Source],
                                         stretch_path, outputs)
     result = score_roads(truth, read_roads_csv(report.proposals_path), workers=1)
     probs = {s.image_id: outputs.paths(report.out_dir, s.image_id)["prob"] for s in sources}
-    iou = road_pixel_iou(sources, probs, options.threshold)
+    iou = road_pixel_iou(sources, probs, options.threshold, road_params)
     write_scores(folder, result.per_image, result.to_json_dict())
     return RoadModelScore(label, result, iou, len(sources), seconds,
                           params["mode"] == "oracle", folder)
@@ -163,10 +169,13 @@ def evaluate_road_model(model: str, sources: list[Source],
 def evaluate_roads(models: Sequence[str], splits_path: str | Path, out_dir: str | Path,
                    split: str = "test", aois: Sequence[str] | None = None,
                    zero_shot: ZeroShot | None = None, stretch_path: str | Path | None = None,
-                   overlap: int | None = None, batch_size: int = 4) -> pd.DataFrame:
+                   overlap: int | None = None, batch_size: int = 4,
+                   road_params: road_masks.RoadParams | None = None) -> pd.DataFrame:
     """Evaluate each road model on the held-out road tiles of each city; write the summary.
 
-    The arguments are those of :func:`aerialsam.evaluation.per_city.evaluate`.
+    The arguments are those of :func:`aerialsam.evaluation.per_city.evaluate`, and the road
+    widths the pixel IoU's true masks are drawn with (those of the training masks:
+    :func:`aerialsam.prep.chip_masks.read_road_params`).
 
     Raises:
         InputError: a splits file of SpaceNet 2 tiles, a tile without road labels, or a run
@@ -186,7 +195,7 @@ def evaluate_roads(models: Sequence[str], splits_path: str | Path, out_dir: str 
     rows = []
     for model in models:
         scored = evaluate_road_model(model, sources, truth, out_dir, zero_shot, overlap,
-                                     batch_size, stretch_path)
+                                     batch_size, stretch_path, road_params)
         log.info("%s: overall APLS %.3f on %d tiles in %.1f s", scored.name,
                  scored.result.overall_apls, scored.tiles, scored.seconds)
         rows.append(scored.row())

@@ -58,6 +58,7 @@ from aerialsam.models.sam2_calls import (
     scale_xy,
     upscale,
 )
+from aerialsam.models.unet import resized_call
 from aerialsam.prep.chips import Source
 
 log = logging.getLogger(__name__)
@@ -429,13 +430,19 @@ def auto_masks(auto: Sam2Auto, chip: np.ndarray) -> AutoResult:
 class UNetChips:
     """The U-Net as a :class:`~aerialsam.inference.tiling.ChipModel`.
 
-    It returns the footprint and contact channels.
+    It returns its two channels (footprint and contact, or road and centre line).
     """
 
-    def __init__(self, model: nn.Module) -> None:
-        """Wrap a trained U-Net; chips go to the device its parameters are on."""
+    def __init__(self, model: nn.Module, input_size: int | None = None) -> None:
+        """Wrap a trained U-Net; chips go to the device its parameters are on.
+
+        Args:
+            model: the U-Net.
+            input_size: the side it was trained to see chips at (``None``: the chip's own).
+        """
         self.model = model
         self.device = next(model.parameters()).device
+        self.input_size = input_size
 
     def __call__(self, chips: np.ndarray, windows: Sequence[Window],
                  flip: Flip = NO_FLIP) -> np.ndarray:
@@ -443,5 +450,5 @@ class UNetChips:
         images = torch.from_numpy(np.ascontiguousarray(chips)).to(self.device)
         images = images.permute(0, 3, 1, 2).float() / 255.0
         with torch.inference_mode():
-            logits = self.model(images)
+            logits = resized_call(self.model, images, self.input_size)
         return torch.sigmoid(logits.float()).cpu().numpy()

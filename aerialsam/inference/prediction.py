@@ -37,7 +37,6 @@ import shapely
 from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
-from tqdm.auto import tqdm
 
 from aerialsam.errors import InputError
 from aerialsam.inference.tiling import ChipModel, check_image, predict_raster
@@ -48,7 +47,7 @@ from aerialsam.inference.vectorize import (
     write_proposals_csv,
     write_vector,
 )
-from aerialsam.io import atomic_path, check_output_folder, open_raster, record_params
+from aerialsam.io import atomic_path, check_output_folder, open_raster, progress_bar, record_params
 from aerialsam.prep.chips import Source, find_sources, resolve_stretches
 from aerialsam.prep.stretch import STRETCH_FILE, Stretch, load_stretches, save_stretches
 
@@ -286,7 +285,7 @@ def predict_images(src: str | Path | list[Source], out_dir: str | Path,
         save_stretches(out_dir / STRETCH_FILE, stretches)
     report = PredictReport(out_dir, combined=outputs.combined)
     times = _read_times(out_dir / TIMES_FILE)
-    for source in tqdm(sources, desc="predicting", unit="image", disable=None):
+    for source in progress_bar(sources, desc="predicting", unit="image"):
         image = source.image_id
         report.image_ids.append(image)
         paths = outputs.paths(out_dir, image)

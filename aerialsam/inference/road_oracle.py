@@ -23,7 +23,8 @@ from aerialsam.errors import InputError
 from aerialsam.inference.chip_models import AutoSettings, RoadFilter, Sam2Auto, Sam2Prompted
 from aerialsam.inference.prediction import ChipModelFactory
 from aerialsam.inference.prompts import Prompts
-from aerialsam.inference.road_vectorize import lines_graph, raster_pixel_size, road_sections
+from aerialsam.inference.road_sections import road_sections
+from aerialsam.inference.road_vectorize import lines_graph, raster_pixel_size
 from aerialsam.io import open_raster
 from aerialsam.prep.chips import Source
 
@@ -53,31 +54,39 @@ def tile_roads(path: str | Path) -> list[shapely.LineString]:
                          source=tile.geojson_path)
 
 
-def points_along(lines: list[shapely.LineString], spacing_px: float) -> np.ndarray:
-    """``length // spacing_px`` points ``spacing_px`` apart along each line, centred on it.
+def points_along(lines: list[shapely.LineString], spacing: float,
+                 pixel_size: tuple[float, float] = (1.0, 1.0)) -> np.ndarray:
+    """``length // spacing`` points ``spacing`` apart along each line, centred on it.
 
-    A line shorter than the spacing gets its midpoint. Returns ``(n, 2)`` pixel x, y.
+    Lengths are measured on the ground: a pixel is ``pixel_size`` (east-west, north-south)
+    wide and tall, so with non-square pixels the points stay evenly spaced in metres (the
+    default measures in pixels). A line shorter than the spacing gets its midpoint.
+
+    Returns:
+        ``(n, 2)`` pixel x, y.
     """
+    scale = np.asarray(pixel_size, dtype=float)
     points = []
     for line in lines:
-        count = max(1, int(line.length // spacing_px))
-        start = (line.length - (count - 1) * spacing_px) / 2
-        along = start + spacing_px * np.arange(count)
-        points.append(shapely.get_coordinates(shapely.line_interpolate_point(line, along)))
+        ground = shapely.LineString(shapely.get_coordinates(line) * scale)
+        count = max(1, int(ground.length // spacing))
+        start = (ground.length - (count - 1) * spacing) / 2
+        along = start + spacing * np.arange(count)
+        points.append(shapely.get_coordinates(shapely.line_interpolate_point(ground, along))
+                      / scale)
     return np.concatenate(points) if points else np.zeros((0, 2))
 
 
 def road_oracle_prompts(path: str | Path, spacing_m: float = SPACING_M) -> Prompts:
-    """Point prompts along a tile's true roads: an UPPER BOUND, not a result.
+    """Point prompts along a tile's true roads, ``spacing_m`` apart: an UPPER BOUND.
 
     Raises:
         InputError: not a labelled SpaceNet 3 tile.
     """
     with open_raster(path) as src:
-        east_west, north_south = raster_pixel_size(src)
+        pixel_size = raster_pixel_size(src)
     log.info("road oracle prompts for %s come from the ground truth", Path(path).name)
-    spacing_px = spacing_m / ((east_west + north_south) / 2)
-    return Prompts("point", points_along(tile_roads(path), spacing_px))
+    return Prompts("point", points_along(tile_roads(path), spacing_m, pixel_size))
 
 
 def sam2_road_factory(model: SAM2Base, mode: str, sources: Sequence[Source],

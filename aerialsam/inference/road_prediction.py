@@ -32,12 +32,8 @@ from rasterio.crs import CRS
 
 from aerialsam.inference.prediction import combine_csvs
 from aerialsam.inference.road_graph import DEFAULT_OPTIONS, RoadGraphOptions
-from aerialsam.inference.road_vectorize import (
-    read_road_graph,
-    road_frame,
-    road_rows,
-    write_roads_vector,
-)
+from aerialsam.inference.road_sections import road_frame, road_rows, write_roads_vector
+from aerialsam.inference.road_vectorize import read_road_graph
 from aerialsam.io import atomic_path
 from aerialsam.prep.chips import Source
 

@@ -25,10 +25,9 @@ import numpy as np
 import rasterio
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
-from tqdm.auto import tqdm
 
 from aerialsam.errors import InputError
-from aerialsam.io import atomic_path, open_raster, output_error, raster_complete
+from aerialsam.io import atomic_path, open_raster, output_error, progress_bar, raster_complete
 from aerialsam.prep.chips import GDAL_CACHE_MB, check_grid, chip_offsets
 from aerialsam.prep.stretch import (
     Stretch,
@@ -287,8 +286,8 @@ def predict_raster(path: str | Path, model: ChipModel, out_path: str | Path, siz
         stretch = raster_stretch(src, path, stretch)
         cols = chip_offsets(src.width, size, overlap)
         blender = dst = None
-        for row, next_row in tqdm(list(_strips(src.height, size, overlap)), desc=path.name,
-                                  unit="strip", disable=None):
+        for row, next_row in progress_bar(list(_strips(src.height, size, overlap)),
+                                          desc=path.name, unit="strip"):
             chips = strip_chips(read_strip(src, stretch, row, size), cols, size)
             windows = [Window(col, row, size, size) for col in cols]
             probs = run_model(model, chips, windows, batch_size, tta)

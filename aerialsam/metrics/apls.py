@@ -37,9 +37,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 import shapely
-from tqdm.auto import tqdm
 
 from aerialsam.data.spacenet import parse_image_id
+from aerialsam.io import progress_bar
 from aerialsam.metrics.road_csv import read_roads_csv
 from aerialsam.metrics.road_graph import RoadGraph, build_road_graph, road_problem
 from aerialsam.metrics.road_routes import one_way_score
@@ -234,7 +234,7 @@ def _score_images(pairs: list[tuple[list[Any], list[Any]]], workers: int | None
         workers = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") \
             else os.cpu_count() or 1
     workers = min(workers, len(chunks))
-    bar = tqdm(total=len(pairs), desc="APLS", unit="image", disable=None)
+    bar = progress_bar(total=len(pairs), desc="APLS", unit="image")
     out: list[tuple[float, float, float]] = []
     if workers <= 1:
         for chunk in chunks:

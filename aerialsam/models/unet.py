@@ -17,14 +17,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from monai.networks.nets import BasicUNet
 from torch import nn
 
 from aerialsam.errors import InputError
+from aerialsam.models.unet_sizes import SIZE_MULTIPLE
 from aerialsam.models.variants import SAM2_MEAN, SAM2_STD
-
-SIZE_MULTIPLE = 16
-"""Input height and width must be multiples of this (four 2x poolings)."""
 
 UNET_PRESETS: dict[str, tuple[int, ...]] = {
     "small": (16, 16, 32, 64, 128, 16),
@@ -56,6 +55,22 @@ class UNet(nn.Module):
         """
         check_input(images.shape)
         return self.net((images - self.mean) / self.std)
+
+
+def resized_call(unet: nn.Module, images: torch.Tensor, size: int | None) -> torch.Tensor:
+    """The U-Net's logits of square ``images`` (B x 3 x S x S), computed at ``size`` px.
+
+    The images are resized to ``size`` (bilinear, antialiased: a chip shrunk without it
+    aliases thin roads and roof edges) and the logits back to S x S. ``None`` or ``size ==
+    S``: the U-Net runs on the images as they are.
+    """
+    side = images.shape[-1]
+    if size is None or size == side:
+        return unet(images)
+    small = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False,
+                          antialias=True)
+    return F.interpolate(unet(small), size=images.shape[-2:], mode="bilinear",
+                         align_corners=False)
 
 
 def check_input(shape: Sequence[int]) -> None:

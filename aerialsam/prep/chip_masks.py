@@ -42,13 +42,14 @@ import shapely
 from rasterio.errors import RasterioError
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
-from tqdm.auto import tqdm
 
 from aerialsam.data import spacenet, spacenet3
 from aerialsam.errors import InputError
+from aerialsam.inputs import check_fields, read_json
 from aerialsam.io import (
     OutputError,
     check_output_folder,
+    progress_bar,
     raster_complete,
     record_params,
     remove_temporaries,
@@ -63,6 +64,28 @@ PARAMS_FILE = "masks.json"
 ROAD_PARAMS_FILE = "road_masks.json"
 MASK_INDEX = "masks.csv"
 DEFAULT_KINDS: tuple[str, ...] = ("footprint", "boundary", "contact")
+
+
+def read_road_params(masks_dir: str | Path) -> RoadParams:
+    """The road widths a mask folder was made with (its ``road_masks.json``).
+
+    A folder without the file (no road masks made there yet) has the defaults.
+
+    Raises:
+        InputError: an unreadable file, or one whose values :class:`RoadParams` refuses.
+    """
+    path = Path(masks_dir) / ROAD_PARAMS_FILE
+    if not path.is_file():
+        return RoadParams()
+    values = read_json(path)
+    if not isinstance(values, dict):
+        raise InputError(path, "expected a JSON object of road mask parameters")
+    params = RoadParams(**check_fields(RoadParams, values, path))
+    try:
+        params.check()
+    except InputError as exc:
+        raise InputError(path, exc.problem) from None
+    return params
 
 
 @dataclass(frozen=True)
@@ -142,7 +165,7 @@ def write_chip_masks(chips_dir: str | Path, out_dir: str | Path,
     report = MaskReport(out_dir, tiles=index["source"].nunique())
     done: set[Path] = set()
     groups = index.groupby("source", sort=False)
-    for source, rows in tqdm(groups, total=report.tiles, desc="masks", unit="tile", disable=None):
+    for source, rows in progress_bar(groups, total=report.tiles, desc="masks", unit="tile"):
         todo = []
         for (_, row), kind in itertools.product(rows.iterrows(), kinds):
             path = mask_path(out_dir, row, kind)

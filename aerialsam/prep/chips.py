@@ -54,7 +54,6 @@ import pandas as pd
 import rasterio
 from rasterio.errors import RasterioError
 from rasterio.windows import Window, bounds, transform
-from tqdm.auto import tqdm
 
 from aerialsam.data import spacenet, spacenet3
 from aerialsam.errors import InputError
@@ -62,6 +61,7 @@ from aerialsam.io import (
     OutputError,
     check_output_folder,
     open_raster,
+    progress_bar,
     raster_complete,
     remove_temporaries,
     write_raster,
@@ -338,7 +338,7 @@ def resolve_stretches(sources: list[Source], out_dir: Path, stretch_path: str | 
 def _run_jobs(sources: list[Source], out_dir: Path, stretches: dict[str, Stretch], size: int,
               overlap: int, workers: int) -> Iterator[tuple[Source, tuple[list[dict], int] | str]]:
     """Yield ``(source, (rows, written) or problem)`` for each tile, in parallel if asked."""
-    bar = tqdm(total=len(sources), desc="chipping", unit="tile", disable=None)
+    bar = progress_bar(total=len(sources), desc="chipping", unit="tile")
     if workers == 1:
         for source in sources:
             yield source, _chip_job(source, out_dir, stretches[source.aoi], size, overlap)

@@ -22,6 +22,9 @@ import torch.nn.functional as F
 
 from aerialsam.errors import InputError
 
+THIN_MASKS = ("contact", "road_centerline")
+"""Mask kinds drawn as lines one or two pixels wide, which a zoom out must not break."""
+
 N_DIHEDRAL = 8
 """Number of dihedral transforms of a square: 4 rotations, each with or without a flip."""
 
@@ -117,8 +120,10 @@ def zoom(image: np.ndarray, masks: Mapping[str, np.ndarray], factor: float,
          rng: np.random.Generator) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Zoom an ``H x W x 3`` image (bilinear) and its masks (nearest) by ``factor``.
 
-    Then crop (zoom in) or zero-pad (zoom out) back to ``H x W`` at a random offset, the same
-    for all.
+    The thin masks (:data:`THIN_MASKS`) are shrunk by the maximum of each output pixel's
+    footprint instead: nearest neighbour drops whole rows and columns, which cuts a 1 px line
+    into dashes. Then crop (zoom in) or zero-pad (zoom out) back to ``H x W`` at a random
+    offset, the same for all.
     """
     height, width = image.shape[:2]
     new_h, new_w = max(1, round(height * factor)), max(1, round(width * factor))
@@ -129,17 +134,25 @@ def zoom(image: np.ndarray, masks: Mapping[str, np.ndarray], factor: float,
     dx = int(rng.integers(0, abs(new_w - width) + 1)) * (1 if new_w > width else -1)
     resized = _resize(image.transpose(2, 0, 1), (new_h, new_w), "bilinear").transpose(1, 2, 0)
     out_image = _crop_or_pad(resized, dy, dx, height, width)
-    out_masks = {kind: _crop_or_pad(_resize(mask[None], (new_h, new_w), "nearest-exact")[0],
-                                    dy, dx, height, width)
+    out_masks = {kind: _crop_or_pad(_resize(mask[None], (new_h, new_w),
+                                            "max" if factor < 1 and kind in THIN_MASKS
+                                            else "nearest-exact")[0], dy, dx, height, width)
                  for kind, mask in masks.items()}
     return out_image, out_masks
 
 
 def _resize(array: np.ndarray, size: tuple[int, int], mode: str) -> np.ndarray:
-    """Resize a ``C x H x W`` array with torch, keeping its dtype (uint8 rounded)."""
+    """Resize a ``C x H x W`` array with torch, keeping its dtype (uint8 rounded).
+
+    ``mode`` is an ``F.interpolate`` mode, or ``max`` (shrinking only): each output pixel is
+    the maximum of the input pixels it covers.
+    """
     tensor = torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))[None]
-    extra = {"align_corners": False} if mode == "bilinear" else {}
-    out = F.interpolate(tensor, size=size, mode=mode, **extra)[0].numpy()
+    if mode == "max":
+        out = F.adaptive_max_pool2d(tensor, size)[0].numpy()
+    else:
+        extra = {"align_corners": False} if mode == "bilinear" else {}
+        out = F.interpolate(tensor, size=size, mode=mode, **extra)[0].numpy()
     if np.issubdtype(array.dtype, np.integer) or array.dtype == bool:
         out = np.rint(out)
     return out.astype(array.dtype)

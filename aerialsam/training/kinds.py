@@ -41,7 +41,7 @@ SAM2_ONLY_FIELDS = ("regime", "prompt", "variant", "checkpoint", "image_size", "
                     "box_jitter", "lora_rank", "lora_alpha", "iou_loss_weight",
                     "encoder_lr_scale", "embedding_cache")
 """Configuration fields that only SAM 2 runs read."""
-UNET_ONLY_FIELDS = ("unet_features",)
+UNET_ONLY_FIELDS = ("unet_features", "unet_input_size")
 """Configuration fields that only U-Net runs read."""
 # SAM 2's video memory modules play no part in single images
 _SAM2_VIDEO_MODULES = ("memory_attention", "memory_encoder", "obj_ptr_proj", "obj_ptr_tpos_proj",
@@ -166,7 +166,7 @@ KINDS: dict[str, ModelKind] = {
         final_state=_plain_state,
         task=lambda model, config, cache: UNetTask(model, config),
         collate=lambda config: collate_unet,
-        chip_model=lambda model, config, source: UNetChips(model),
+        chip_model=lambda model, config, source: UNetChips(model, config.unet_input_size),
         # the U-Net sees chips at their own size: the run's chip side
         input_size=lambda config, run: int(run.get("chip_size", 512)),
         needs_prompts=lambda config: False,

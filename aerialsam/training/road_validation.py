@@ -30,11 +30,11 @@ from aerialsam.inference.road_graph import (
     clean_graph,
 )
 from aerialsam.inference.road_oracle import tile_roads
+from aerialsam.inference.road_sections import road_sections
 from aerialsam.inference.road_vectorize import (
     MASK_OPTIONS,
     raster_pixel_size,
     road_mask,
-    road_sections,
     skeleton_graph,
     skeleton_pixels,
 )

@@ -22,6 +22,7 @@ from scipy import ndimage
 from torch import nn
 
 from aerialsam.models.sam2_calls import Features, decode_prompts, decode_semantic, encode, upscale
+from aerialsam.models.unet import resized_call
 from aerialsam.training.embedding_cache import EmbeddingCache
 from aerialsam.training.train_config import TrainConfig
 
@@ -118,10 +119,15 @@ class UNetTask(nn.Module):
         self.model = unet
         self.names = dense_target_names(config)
         self.loss = SegmentationLoss(config.focal_weight, config.cldice_weight)
+        self.input_size = config.unet_input_size
 
     def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
-        """Loss and :func:`overlap_counts` of a batch from ``collate_unet``."""
-        logits = self.model(batch["image"])
+        """Loss and :func:`overlap_counts` of a batch from ``collate_unet``.
+
+        With an input size, the chips are resized to it and the logits back to the chip, so
+        the targets are compared at chip size (never resampled), as SAM 2's are.
+        """
+        logits = resized_call(self.model, batch["image"], self.input_size)
         names = self.names[:logits.shape[1]]
         target = dense_targets(batch, names)
         loss = self.loss(logits, target).mean()

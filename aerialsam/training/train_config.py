@@ -27,6 +27,7 @@ from aerialsam.inputs import (
     check_ranges,
     load_yaml_mapping,
 )
+from aerialsam.models.unet_sizes import check_input_size
 from aerialsam.models.variants import VARIANT_NAMES, check_image_size
 
 TASKS = ("buildings", "roads")
@@ -36,7 +37,7 @@ PROMPTS = ("none", "box", "point")
 AMP_MODES = ("auto", "bf16", "fp16", "off")
 RANGES: dict[str, Range] = {
     **dict.fromkeys(("steps", "batch_size", "grad_accum", "checkpoint_every", "max_prompts",
-                     "lora_rank", "image_size"), AT_LEAST_ONE),
+                     "lora_rank", "image_size", "unet_input_size"), AT_LEAST_ONE),
     **dict.fromkeys(("lr", "clip_grad", "lora_alpha"), POSITIVE),
     **dict.fromkeys(("encoder_lr_scale", "weight_decay", "warmup_steps", "focal_weight",
                      "cldice_weight", "iou_loss_weight", "val_every", "seed", "workers"),
@@ -66,6 +67,8 @@ class TrainConfig:
             ``box`` or ``point`` (jittered ground-truth prompts per building).
         variant, checkpoint, image_size: the SAM 2 model (see ``load_sam2``).
         unet_features: U-Net width preset (``small`` or ``standard``).
+        unet_input_size: U-Net only: the side chips are resized to before the U-Net sees
+            them (its output is resized back to the chip); ``None``: the chip's own side.
         aois: AOIs to train on (default all).
         steps: optimiser steps; batch_size: chips per step per process; grad_accum:
             micro-batches summed into one step.
@@ -98,6 +101,7 @@ class TrainConfig:
     checkpoint: str | None = "random"
     image_size: int = 1024
     unet_features: str = "small"
+    unet_input_size: int | None = None
     aois: tuple[str, ...] | None = None
     steps: int = 200
     batch_size: int = 4
@@ -137,6 +141,7 @@ class TrainConfig:
         _check_choice("amp", self.amp, AMP_MODES)
         _check_choice("variant", self.variant, VARIANT_NAMES)
         check_image_size(self.image_size)
+        check_input_size(self.unet_input_size)
         for key in ("steps", "batch_size", "grad_accum", "checkpoint_every", "max_prompts"):
             if getattr(self, key) < 1:
                 raise InputError(key, f"must be at least 1, got {getattr(self, key)}")

@@ -1,4 +1,4 @@
-"""Figures of the per-city evaluation (book chapter 09).
+"""Figures of the per-city evaluation (book chapters 09 and 12).
 
 The headline table as shown, F1 per city against the 2017 winner, the cross-city matrix, the
 input-size study, F1 by building size and the worst tiles of each city; the tables come from
@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from pandas.io.formats.style import Styler
 
@@ -61,8 +62,17 @@ def plot_city_bars(table: pd.DataFrame, cities: list[str], winner: pd.Series | N
         winner_label: its legend entry.
         metric: the y axis label.
     """
-    ours = table[~table.index.str.startswith("2017")]
     fig, ax = plt.subplots(figsize=(10, 4))
+    draw_city_bars(ax, table, cities, winner, winner_label, metric)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def draw_city_bars(ax: Axes, table: pd.DataFrame, cities: list[str], winner: pd.Series | None,
+                   winner_label: str, metric: str) -> None:
+    """:func:`plot_city_bars` on an existing axes, without its legend."""
+    ours = table[~table.index.str.startswith("2017")]
     width = 0.8 / max(1, len(ours))
     x = np.arange(len(cities))
     for i, (name, row) in enumerate(ours.iterrows()):
@@ -75,12 +85,46 @@ def plot_city_bars(table: pd.DataFrame, cities: list[str], winner: pd.Series | N
     ax.set_xticks(x, cities)
     ax.set_ylim(0, 1)
     ax.set_ylabel(metric)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.tight_layout()
+
+
+def show_answer(table: pd.DataFrame) -> Styler:
+    """:func:`aerialsam.book.answer.side_by_side` as the book shows it: one block per task.
+
+    Cities (and overall) down, kinds of model across, so the models a reader compares stand in
+    one row and the table fits the page; three decimals, a dash where nothing was scored or
+    published.
+    """
+    long = table.T.rename_axis(["task", "city"])
+    return (long.style.format("{:.3f}", na_rep="—")
+            .set_caption("Each kind of model per city (buildings: SpaceNet 2 F1; roads: "
+                         "SpaceNet 3 APLS; overall = mean of the cities), its best run in "
+                         "each task. 2017 winner: scored on the competition's own test set.")
+            .set_table_attributes('class="dataframe"'))
+
+
+def plot_answer(table: pd.DataFrame) -> Figure:
+    """Buildings and roads, one above the other: each kind of model per city, winners as ticks.
+
+    ``table`` is :func:`aerialsam.book.answer.side_by_side`: one column block per task, its
+    last row the 2017 winners.
+    """
+    tasks = list(dict.fromkeys(table.columns.get_level_values(0)))
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(9, 3.2 * len(tasks)), squeeze=False)
+    for ax, task in zip(axes[:, 0], tasks, strict=True):
+        block = table[task]
+        # every kind drawn in both panels (empty where missing): one colour per kind
+        ours, winner = block.iloc[:-1], block.iloc[-1]
+        draw_city_bars(ax, ours, list(block.columns), winner,
+                       f"{block.index[-1]} (its own test set)", task)
+        ax.set_title(task)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=9, loc="lower center", ncol=len(labels),
+               frameon=False)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 
-def plot_cross_city(matrix: pd.DataFrame, title: str) -> Figure:
+def plot_cross_city(matrix: pd.DataFrame, title: str, metric: str = "SpaceNet F1") -> Figure:
     """The cross-city matrix as a heat map (diagonal: trained and tested on one city)."""
     side = 1.1 * len(matrix) + 2.5
     fig, ax = plt.subplots(figsize=(side, side - 1.0))
@@ -95,7 +139,7 @@ def plot_cross_city(matrix: pd.DataFrame, title: str) -> Figure:
     ax.set_xlabel("tested on")
     ax.set_ylabel("trained on")
     ax.set_title(title, fontsize=10)
-    fig.colorbar(image, ax=ax, label="SpaceNet F1", shrink=0.8)
+    fig.colorbar(image, ax=ax, label=metric, shrink=0.8)
     fig.tight_layout()
     return fig
 

@@ -214,7 +214,7 @@ def plot_path_differences(truth: Sequence[LineString], proposal: Sequence[LineSt
 
 
 class GraphErrors(Protocol):
-    """A tile's road errors, as :func:`aerialsam.book.road_models.graph_errors` finds them.
+    """A tile's road errors, as :func:`aerialsam.book.road_errors.graph_errors` finds them.
 
     Lines are shapely LineStrings, points ``(n, 2)`` arrays, all in the tile's pixels.
     """
@@ -257,7 +257,7 @@ def plot_graph_errors(rgb: np.ndarray, errors: GraphErrors, title: str = "") -> 
     proposal: its roads in cyan over the truth (thin, dashed white), false stretches in
     magenta, breaks (dead ends on a true road) as yellow crosses, spurs (dead ends off the
     roads) as magenta triangles. ``errors`` is
-    :func:`aerialsam.book.road_models.graph_errors` of the tile.
+    :func:`aerialsam.book.road_errors.graph_errors` of the tile.
     """
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 6.6))
     for ax in (left, right):

@@ -114,3 +114,35 @@ def test_figures_draw() -> None:
     timing = pd.DataFrame({"seconds per step": [4.0, 5.0, 1.0], "speed-up": [1.0, 0.8, 4.0]},
                           index=["none", "first", "later"])
     assert len(curves.plot_cache_timing(timing).axes[0].patches) == 3
+
+
+def test_book_runs_see_chips_at_one_input_size() -> None:
+    demo = config.load_profile("demo")
+    sam, unet = (train_config.from_profile(demo, **chapter_runs.book_overrides(demo, m))
+                 for m in ("sam2", "unet"))
+    assert sam.image_size == unet.unet_input_size == demo.book.run_image_size == 256
+    full = config.load_profile("full")
+    assert train_config.from_profile(full, **chapter_runs.book_overrides(full, "unet")) \
+        .unet_input_size is None  # the chips as they are
+
+
+def test_final_scores_report_each_task_by_its_own_metric(tmp_path: Path) -> None:
+    building = _finished_run(tmp_path, train_config.make_config(
+        {"name": "book_unet", "model": "unet", "steps": 3}))
+    road = tmp_path / "roads"
+    road.mkdir()
+    runs.write_run_json(road, train_config.make_config(
+        {"name": "roads", "model": "unet", "task": "roads", "steps": 3}), step=3,
+        metrics={"val_apls": 0.4, "val_pixel_iou": 0.3, "val_loss": 1.1},
+        road_graph={"threshold": 0.7, "gap_m": 6.0})
+    for folder in (building, road):
+        pd.DataFrame({"split": ["train"], "seconds": [2.0]}).to_csv(folder / runs.METRICS_FILE)
+    table = finetune.final_scores({"buildings": building, "roads": road})
+    assert table.loc["buildings", "val SpaceNet F1"] == 0.25
+    assert table.loc["roads", "val APLS"] == 0.4
+    assert table.loc["roads", "threshold"] == 0.7
+    assert pd.isna(table.loc["roads", "val SpaceNet F1"])
+    metrics = _metrics().assign(f1=float("nan"), apls=[float("nan")] * 10 + [0.2, 0.5])
+    summary = finetune.curve_summary(metrics)
+    assert summary.loc["val APLS"].tolist() == [0.2, 0.5]
+    assert "val SpaceNet F1" not in summary.index

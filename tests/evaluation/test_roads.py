@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import rasterio
 
+from aerialsam.data.spacenet3 import road_tile_at
 from aerialsam.errors import InputError
-from aerialsam.evaluation.per_city import ZeroShot, evaluate
-from aerialsam.evaluation.roads import ROAD_ORACLE_NOTE, evaluate_roads
+from aerialsam.evaluation.per_city import ZeroShot, evaluate, held_out
+from aerialsam.evaluation.roads import ROAD_ORACLE_NOTE, evaluate_roads, road_pixel_iou
 from aerialsam.inference.chip_models import AutoSettings
+from aerialsam.prep import chip_masks, road_masks
+from aerialsam.prep.masks import read_grid
+from aerialsam.prep.road_masks import RoadParams
 from aerialsam.training import loop
 from tests.training_helpers import fake_validation_row, tiny_config
 
@@ -58,3 +63,36 @@ def test_a_building_run_is_refused_on_roads_and_a_road_run_on_buildings(
     with pytest.raises(InputError, match="not a SpaceNet 3 road tile"):
         evaluate_roads(["sam2-auto"], smoke_train_data.splits, tmp_path / "r3", split="val",
                        zero_shot=RANDOM_SAM)
+
+
+def test_pixel_iou_draws_the_truth_at_the_widths_the_masks_were_made_with(
+        smoke_road_data: loop.TrainData, tmp_path: Path) -> None:
+    wide = RoadParams(radius_m=4.0)
+    source = held_out(smoke_road_data.splits, "test")[0]
+    grid = read_grid(source.path)
+    roads = road_masks.read_road_labels(road_tile_at(source.path).geojson_path, grid,
+                                        source.path, wide)
+    prob = tmp_path / "prob.tif"
+    with rasterio.open(source.path) as src:
+        profile = {**src.profile, "count": 1, "dtype": "float32"}
+    with rasterio.open(prob, "w", **profile) as dst:  # a perfect model of the 4 m roads
+        dst.write((road_masks.road_mask(roads, grid.shape, params=wide) > 0)
+                  .astype("float32"), 1)
+    probs = {source.image_id: prob}
+    assert road_pixel_iou([source], probs, 0.5, wide) == pytest.approx(1.0)
+    assert road_pixel_iou([source], probs, 0.5) < 0.8  # drawn 2 m wide: half of it is "false"
+    (tmp_path / "masks").mkdir()
+    (tmp_path / "masks" / chip_masks.ROAD_PARAMS_FILE).write_text('{"radius_m": 4.0}')
+    assert chip_masks.read_road_params(tmp_path / "masks") == wide
+    assert chip_masks.read_road_params(tmp_path) == RoadParams()  # no file: the defaults
+
+
+@pytest.mark.parametrize(("text", "problem"), [("[1, 2]", "JSON object"),
+                                               ('{"radius_m": -1}', "positive length"),
+                                               ('{"width": 3}', "width")])
+def test_a_bad_road_params_file_is_one_line_naming_it(tmp_path: Path, text: str,
+                                                      problem: str) -> None:
+    (tmp_path / chip_masks.ROAD_PARAMS_FILE).write_text(text)
+    with pytest.raises(InputError, match=problem) as caught:
+        chip_masks.read_road_params(tmp_path)
+    assert caught.value.source.endswith(chip_masks.ROAD_PARAMS_FILE)

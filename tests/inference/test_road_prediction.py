@@ -111,6 +111,14 @@ def test_points_along_space_lines_evenly_and_give_short_lines_their_middle() -> 
     assert points.tolist() == [[20.0, 0.0], [50.0, 0.0], [80.0, 0.0], [2.0, 10.0]]
 
 
+def test_points_along_are_spaced_on_the_ground_with_non_square_pixels() -> None:
+    # pixels 0.5 m wide and 1 m tall: 100 px east is 50 m, 50 px north is 50 m
+    east, north = shapely.LineString([(0, 0), (100, 0)]), shapely.LineString([(0, 0), (0, 50)])
+    points = road_oracle.points_along([east, north], 20.0, (0.5, 1.0))
+    # both 50 m long: two points each, 15 m and 35 m along
+    assert points.tolist() == [[30.0, 0.0], [70.0, 0.0], [0.0, 15.0], [0.0, 35.0]]
+
+
 def test_the_road_filter_keeps_long_narrow_masks_only() -> None:
     frame = pd.DataFrame({"area": [3000.0, 3000.0, 50.0, 300_000.0],
                           "width": [12.0, 60.0, 5.0, 20.0],

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from aerialsam.errors import InputError
-from aerialsam.models import unet
+from aerialsam.models import unet, unet_sizes
 
 
 def test_output_shape_and_channels() -> None:
@@ -69,3 +69,24 @@ def test_one_step_lowers_the_loss() -> None:
     with torch.no_grad():
         after = loss_fn(net(images), targets)
     assert after.item() < before.item() - 1e-3
+
+
+def test_resized_call_runs_the_unet_at_its_input_size_and_answers_at_the_chip() -> None:
+    net = unet.build_unet()
+    seen = []
+    net.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[-1]))
+    images = torch.rand(2, 3, 64, 64)
+    logits = unet.resized_call(net, images, 32)
+    assert seen == [32] and logits.shape == (2, 2, 64, 64)
+    small = torch.nn.functional.interpolate(images, size=(32, 32), mode="bilinear",
+                                            antialias=True)
+    expected = torch.nn.functional.interpolate(net(small), size=(64, 64), mode="bilinear")
+    assert torch.allclose(logits, expected)
+    for same in (None, 64):
+        assert torch.equal(unet.resized_call(net, images, same), net(images))
+
+
+@pytest.mark.parametrize("size", [16, 40, 0])
+def test_refuses_an_input_size_it_cannot_take(size: int) -> None:
+    with pytest.raises(InputError, match="unet_input_size"):
+        unet_sizes.check_input_size(size)

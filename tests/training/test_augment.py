@@ -80,6 +80,21 @@ def test_zoom_keeps_image_and_mask_aligned(factor: float) -> None:
     assert np.abs(centre).max() < 0.6
 
 
+@pytest.mark.parametrize("factor", [0.8, 0.9, 1.1])
+def test_zoom_never_cuts_a_one_pixel_line_into_dashes(factor: float) -> None:
+    line = np.zeros((64, 64), np.uint8)
+    line[10:54, 31] = 255  # a road centre line
+    line[40, 5:60] = 255  # and one across it
+    _, out = augment.zoom(np.zeros((64, 64, 3), np.uint8), {"road_centerline": line}, factor,
+                          np.random.default_rng(1))
+    rows, cols = np.nonzero(out["road_centerline"])
+    # each line stays one unbroken run of pixels
+    vertical = np.unique(rows[cols == np.bincount(cols).argmax()])
+    horizontal = np.unique(cols[rows == np.bincount(rows).argmax()])
+    for run in (vertical, horizontal):
+        assert len(run) > 30 and (np.diff(run) == 1).all()
+
+
 def test_zoom_out_pads_with_zeros() -> None:
     image = np.full((50, 50, 3), 90, np.uint8)
     out, out_masks = augment.zoom(image, {"m": np.ones((50, 50), bool)}, 0.9,

@@ -56,3 +56,18 @@ def test_chip_models_give_footprint_and_contact() -> None:
         probs = kind.chip_model(net, config, None)(chips, [None, None])
         assert probs.shape == (2, 2, 64, 64)
         assert ((probs >= 0) & (probs <= 1)).all()
+
+
+def test_a_unet_with_an_input_size_sees_chips_at_it_and_answers_at_chip_size() -> None:
+    config = tiny_config(model="unet", unet_input_size=32)
+    kind = kinds.kind_of(config)
+    net = kind.build(config).eval()
+    seen = []
+    net.register_forward_hook(lambda module, args, out: seen.append(args[0].shape[-2:]))
+    chips = torch.randint(0, 255, (2, 64, 64, 3), dtype=torch.uint8).numpy()
+    probs = kind.chip_model(net, config, None)(chips, [None, None])
+    assert probs.shape == (2, 2, 64, 64) and seen == [(32, 32)]
+    batch = {"image": torch.rand(2, 3, 64, 64), "footprint": torch.zeros(2, 1, 64, 64),
+             "contact": torch.zeros(2, 1, 64, 64)}
+    loss, _ = kind.task(net.train(), config, None)(batch)
+    assert seen[-1] == (32, 32) and torch.isfinite(loss)

@@ -93,14 +93,23 @@ def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> fl
     return max(float((a[k].double() - b[k].double()).abs().max()) for k in a)
 
 
-@pytest.fixture(scope="module")
-def data(smoke_train_data: loop.TrainData) -> loop.TrainData:
-    return smoke_train_data
+TASKS = {"buildings": ("smoke_train_data", {}, 1e-3),
+         # A road run with its topology term. clDice's soft skeleton is 16 rounds of max
+         # pooling, whose gradient goes to one pixel of each window; on the flat colours of
+         # the synthetic tiles an untrained U-Net's output has near-ties everywhere, which the
+         # ranks' one-thread sums (not the batch) can break the other way: a few pixels' worth
+         # of gradient moves. A rank that did not average (or saw other chips) is off by the
+         # gradient's own size, far above this.
+         "roads": ("smoke_road_data", {"task": "roads", "cldice_weight": 0.5}, 1e-2)}
 
 
+@pytest.mark.parametrize("task", sorted(TASKS))
 def test_two_ranks_match_one_process_with_the_same_effective_batch(
-        data: loop.TrainData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    ddp = tiny_config(**DDP, batch_size=1)
+        task: str, request: pytest.FixtureRequest, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    fixture, settings, tolerance = TASKS[task]
+    data: loop.TrainData = request.getfixturevalue(fixture)
+    ddp = tiny_config(**DDP, **settings, batch_size=1)
     processes = launch(2, ddp.to_dict(), data, tmp_path / "ddp", tmp_path)
     # while the two ranks run: one process, batch 2 (= 2 ranks x 1)
     single_dir = tmp_path / "single"
@@ -112,7 +121,7 @@ def test_two_ranks_match_one_process_with_the_same_effective_batch(
         optimizer_step(ctx)
 
     monkeypatch.setattr(loop, "_optimizer_step", save_gradients)
-    single_config = tiny_config(**DDP, batch_size=2)
+    single_config = tiny_config(**DDP, **settings, batch_size=2)
     loop.train(single_config, data, single_dir, stop_after=2)
     wait_all(processes)
     for step in (1, 2):
@@ -124,7 +133,7 @@ def test_two_ranks_match_one_process_with_the_same_effective_batch(
         # float32 summation order (the ranks run one thread each, sums over 256 x 256 pixels)
         assert max_difference(grads[0], grads[1]) == 0.0
         scale = max(float(g.abs().max()) for g in grads[0].values())
-        assert max_difference(grads[0], single_grads[step - 1]) < 1e-3 * scale
+        assert max_difference(grads[0], single_grads[step - 1]) < tolerance * scale
         assert max_difference(weights[0], weights[1]) == 0.0
         saved = checkpoint_weights(tmp_path / "ddp", f"step_{step:06d}.pt")
         assert max_difference(weights[0], saved) == 0.0

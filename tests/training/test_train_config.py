@@ -133,6 +133,7 @@ def test_numbers_as_people_write_them(tmp_path: Path) -> None:
     ("box_jitter: 1.5\n", "box_jitter: must be between 0 and 1, got 1.5"),
     ("clip_grad: 0\n", "clip_grad: must be positive, got 0.0"),
     ("image_size: 100\n", "image_size: must be a positive multiple of 32"),
+    ("unet_input_size: 40\n", "unet_input_size: must be a multiple of 16"),
     ("model: cnn\n", "model: unknown value 'cnn'"),
     ("profile: huge\n", "profile: unknown profile 'huge'"),
     ("profile: [smoke]\n", "profile: unknown profile ['smoke']"),

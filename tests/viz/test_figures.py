@@ -478,6 +478,30 @@ def test_plot_cross_city_draws(summary: pd.DataFrame) -> None:
     render(results.plot_cross_city(matrix, "one-city models (simulated scores)"))
 
 
+def _answer_table() -> pd.DataFrame:
+    """A side-by-side table as ``book.answer.side_by_side`` makes it (simulated scores)."""
+    cities = ["Las Vegas", "Paris", "Shanghai", "Khartoum", "overall"]
+    kinds = ["SAM 2 zero-shot", "SAM 2 fine-tuned", "U-Net", "2017 winner"]
+    columns = pd.MultiIndex.from_product([["buildings (F1)", "roads (APLS)"], cities])
+    values = np.linspace(0.0, 0.9, len(kinds) * len(columns)).reshape(len(kinds), -1)
+    values[0, 5:] = np.nan  # a kind one task did not evaluate
+    return pd.DataFrame(values, index=pd.Index(kinds, name="model"), columns=columns)
+
+
+def test_show_answer_draws() -> None:
+    html = results.show_answer(_answer_table()).to_html()
+    assert "roads (APLS)" in html and "2017 winner" in html and "—" in html
+    assert "0.000" in html and not plt.get_fignums()
+
+
+def test_plot_answer_draws() -> None:
+    fig = results.plot_answer(_answer_table())
+    assert [ax.get_title() for ax in fig.axes] == ["buildings (F1)", "roads (APLS)"]
+    # one colour per kind in both panels, even where a kind has no score
+    assert all(len(ax.patches) == 3 * 5 for ax in fig.axes)
+    render(fig)
+
+
 def test_plot_size_study_draws(summary: pd.DataFrame) -> None:
     study = {size: summary.iloc[[1]].assign(seconds=seconds)
              for size, seconds in ((128, 4.0), (256, 9.0), (512, 30.0))}

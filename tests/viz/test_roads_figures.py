@@ -21,7 +21,7 @@ import pytest
 import shapely.affinity
 from matplotlib.figure import Figure
 
-from aerialsam.book import road_models, roads
+from aerialsam.book import road_errors, road_models, roads
 from aerialsam.evaluation.roads import ROAD_ORACLE_NOTE
 from aerialsam.viz import roads as road_figures
 
@@ -105,7 +105,7 @@ def _apls_table() -> pd.DataFrame:
 def test_plot_graph_errors_draws(scene: roads.RoadScene) -> None:
     truth = [line for line in scene.lines.geometry if line.geom_type == "LineString"]
     proposal = [shapely.affinity.translate(line, 3, 2) for line in truth[::2]]
-    errors = road_models.graph_errors(truth, proposal)
+    errors = road_errors.graph_errors(truth, proposal)
     assert len(errors.missed) and len(errors.missed_junctions)
     fig = road_figures.plot_graph_errors(scene.rgb, errors, "errors")
     assert all(ax.get_legend() is not None for ax in fig.axes)
@@ -114,7 +114,7 @@ def test_plot_graph_errors_draws(scene: roads.RoadScene) -> None:
 
 def test_plot_graph_errors_draws_an_empty_proposal(scene: roads.RoadScene) -> None:
     truth = [line for line in scene.lines.geometry if line.geom_type == "LineString"]
-    _drawn(road_figures.plot_graph_errors(scene.rgb, road_models.graph_errors(truth, [])))
+    _drawn(road_figures.plot_graph_errors(scene.rgb, road_errors.graph_errors(truth, [])))
 
 
 def test_plot_apls_per_city_draws_with_the_winner_as_ticks() -> None:
