@@ -1,4 +1,4 @@
-"""aerialsam: buildings (and, next, roads) in SpaceNet aerial imagery with SAM 2.
+"""aerialsam: buildings and roads in SpaceNet aerial imagery with SAM 2.
 
 The package backs the aerialsam book; the notebooks and the ``aerialsam`` command are thin
 layers over it. Its subpackages follow the data, one stage each, and a module imports only

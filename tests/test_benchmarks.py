@@ -7,11 +7,13 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import sys
+import time
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+import torch
 from rasterio.windows import Window
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -131,3 +133,38 @@ def test_the_book_benchmark_lists_each_notebooks_slowest_cells(
         (2, 30.0, "step_1()"), (4, 12.0, "step_3()"), (5, 2.0, "step_4()")]
     assert bench_book.BUDGET_S == 35 * 60
     assert bench_book.reference_seconds(steps=1) > 0
+
+
+def test_the_gpu_suite_runs_every_case_in_its_smoke_mode(monkeypatch: pytest.MonkeyPatch,
+                                                         tmp_path: Path) -> None:
+    suite = _load(BENCHMARKS / "gpu_suite.py", monkeypatch)
+    line = suite.main(["--smoke", "--out", str(tmp_path)])
+    rows = line["results"]
+    assert [r for r in rows if "error" in r] == []
+    cases = [(r["case"], r.get("mode") or r.get("regime") or "") for r in rows]
+    assert ("ceiling", "") in cases and ("boxes", "") in cases and ("tile", "") in cases
+    assert {m for c, m in cases if c == "train"} == {"decoder", "lora", "full", ""}
+    assert {m.split(" ")[0] for c, m in cases if c == "encoder"} == {"eager", "compile"}
+    encoder = next(r for r in rows if r["case"] == "encoder")
+    assert 0 < encoder["fraction_of_ceiling"] and encoder["gflop_per_image"] > 0
+    assert (tmp_path / "gpu_suite.json").exists()
+    assert "| encoder | tiny |" in (tmp_path / "gpu_suite.md").read_text()
+
+
+def test_the_gpu_suite_reports_a_failing_case_and_runs_the_rest(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    suite = _load(BENCHMARKS / "gpu_suite.py", monkeypatch)
+    run = suite.Suite(torch.device("cpu"), suite.SMOKE, budget_s=60.0,
+                      started=time.perf_counter(), results=[])
+
+    def out_of_memory() -> dict:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20 GiB\nmore")
+
+    run.case("encoder", out_of_memory, variant="large")
+    run.case("boxes", lambda: {"boxes_per_s": 1.0})
+    run.budget_s = -1.0
+    run.case("tile", lambda: {"tiles_per_s": 1.0})
+    assert run.results[0]["error"] == ("OutOfMemoryError: CUDA out of memory. Tried to "
+                                       "allocate 20 GiB")
+    assert run.results[1] == {"case": "boxes", "boxes_per_s": 1.0}
+    assert "budget ran out" in run.results[2]["error"]

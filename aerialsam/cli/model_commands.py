@@ -61,6 +61,9 @@ def add_predict(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=positive_int, default=4, metavar="B",
                         help="chips per encoder pass (default 4)")
     parser.add_argument("--tta", action="store_true", help="average the four flips of each chip")
+    parser.add_argument("--compile", action="store_true",
+                        help="SAM 2: compile its image encoder with torch.compile (a GPU and "
+                             "many tiles: the first batch pays a minute or more of warm-up)")
     parser.add_argument("--threshold", type=probability, default=None,
                         help="probability above which a pixel is building or road (default: the "
                              "run's validation-tuned threshold, else 0.5)")

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 from pathlib import Path
+
+from sam2.modeling.sam2_base import SAM2Base
 
 from aerialsam.device import pick_device
 from aerialsam.errors import InputError
@@ -24,13 +27,15 @@ from aerialsam.inference.prompts import read_prompt_file
 from aerialsam.inference.road_graph import DEFAULT_OPTIONS, RoadGraphOptions
 from aerialsam.inference.road_oracle import sam2_road_factory
 from aerialsam.inference.road_prediction import RoadOutputs, road_output_paths
-from aerialsam.models.sam2 import load_sam2
+from aerialsam.models.sam2 import compile_encoder, load_sam2
 from aerialsam.models.variants import check_image_size
 from aerialsam.prep.chips import find_sources, saved_stretches
 from aerialsam.prep.stretch import STRETCH_FILE
 from aerialsam.training.kinds import kind_of
 from aerialsam.training.road_validation import saved_options
 from aerialsam.training.runs import load_run_model, read_run
+
+log = logging.getLogger(__name__)
 
 
 def run_predict(args: argparse.Namespace) -> int:
@@ -40,6 +45,9 @@ def run_predict(args: argparse.Namespace) -> int:
     if args.task == "roads" and args.mode not in ("auto", "oracle"):
         raise InputError("--mode", f"roads take --mode auto or oracle, not {args.mode}: a "
                                    "road network has no boxes or points to prompt with")
+    if args.compile and args.model != "sam2" and Path(args.model).is_dir() \
+            and read_run(args.model)["config"].model != "sam2":
+        raise InputError("--compile", "compiles SAM 2's image encoder; this run is a U-Net")
     if args.mode in ("box", "point") and args.prompts is None:
         raise InputError("--prompts", f"--mode {args.mode} needs a prompt file")
     # every input file is read and checked before a model loads (seconds, or a download,
@@ -71,6 +79,14 @@ def run_predict(args: argparse.Namespace) -> int:
                             if roads is not None else None)
     print(report.proposals_path)
     return 0
+
+
+def _compiled(args: argparse.Namespace, model: SAM2Base) -> SAM2Base:
+    """The SAM 2 model, its image encoder compiled when ``--compile`` asks for it."""
+    if args.compile:
+        log.info("--compile: the first batch of chips compiles SAM 2's image encoder")
+        compile_encoder(model)
+    return model
 
 
 def _stretch_path(args: argparse.Namespace) -> Path | None:
@@ -106,7 +122,7 @@ def _pretrained(args: argparse.Namespace, sources: list, prompts: object
                 ) -> tuple[ChipModelFactory, dict, int, float]:
     """Zero-shot SAM 2: the chip models, the recorded parameters, input size, threshold."""
     image_size = check_image_size(args.image_size)
-    model = load_sam2(args.variant, args.checkpoint, args.device, image_size)
+    model = _compiled(args, load_sam2(args.variant, args.checkpoint, args.device, image_size))
     factory = sam2_factory(model, args.mode, sources, prompts, args.prompts or "prompts",
                            _auto(args), BuildingFilter())
     params = {"model": "sam2", "variant": args.variant,
@@ -120,7 +136,7 @@ def _pretrained_roads(args: argparse.Namespace, sources: list
                       ) -> tuple[ChipModelFactory, dict, int, float]:
     """Zero-shot SAM 2 on roads (``auto`` or ``oracle``): chip models, parameters, size."""
     image_size = check_image_size(args.image_size)
-    model = load_sam2(args.variant, args.checkpoint, args.device, image_size)
+    model = _compiled(args, load_sam2(args.variant, args.checkpoint, args.device, image_size))
     factory = sam2_road_factory(model, args.mode, sources, _auto(args))
     params = {"model": "sam2", "task": "roads", "variant": args.variant,
               "checkpoint": args.checkpoint or "official", "image_size": image_size,
@@ -134,6 +150,8 @@ def _from_run(args: argparse.Namespace, sources: list, prompts: object
     model, run = load_run_model(args.model, pick_device(args.device))
     config = run["config"]
     kind = kind_of(config)
+    if config.model == "sam2":
+        model = _compiled(args, model)
     if not kind.needs_prompts(config):
         chips = kind.chip_model(model, config, None)
         factory: ChipModelFactory = lambda source, src: chips  # noqa: E731

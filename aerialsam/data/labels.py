@@ -18,7 +18,6 @@ from pathlib import Path
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import pyogrio
 import shapely
 from pyproj import CRS
 from pyproj.exceptions import CRSError
@@ -86,6 +85,10 @@ def read_geojson(path: str | Path, crs: CRS | str | None = None,
 
 def _read_checked_geojson(path: Path, document: dict) -> gpd.GeoDataFrame:
     """GDAL's reading of a checked document (as UTF-8 bytes: the file may be UTF-16)."""
+    # imported here: pyogrio (33 MB, its own GDAL) is needed only to read vector files,
+    # and the GPU machine's carried wheels must stay under 64 MiB (benchmarks/GPU.md)
+    import pyogrio
+
     try:
         return gpd.read_file(io.BytesIO(json.dumps(document).encode()), engine="pyogrio")
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import pyogrio
 import shapely
 from affine import Affine
 from pyproj import CRS
@@ -111,6 +110,10 @@ def read_prompt_file(path: str | Path) -> gpd.GeoDataFrame:
         document = read_feature_collection(path)
         # GDAL reads the checked document, as UTF-8 (the file may be UTF-16 with a mark)
         source = io.BytesIO(json.dumps(document).encode())
+    # imported here: pyogrio (33 MB, its own GDAL) is needed only to read vector files,
+    # and the GPU machine's carried wheels must stay under 64 MiB (benchmarks/GPU.md)
+    import pyogrio
+
     try:
         frame = gpd.read_file(source, engine="pyogrio")
     except (pyogrio.errors.DataSourceError, pyogrio.errors.DataLayerError,

@@ -177,3 +177,15 @@ def make_predictor(model: SAM2Base, **kwargs: object) -> SAM2ImagePredictor:
         warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
         predictor = SAM2ImagePredictor(model, **kwargs)
     return fit_feature_sizes(predictor)
+
+
+def compile_encoder(model: SAM2Base, backend: str = "inductor") -> SAM2Base:
+    """``model`` with its image encoder compiled by ``torch.compile`` (in place).
+
+    The encoder is most of SAM 2's work per chip, and its shapes are fixed by the input size
+    and the batch: one compilation serves a whole prediction (a smaller last batch compiles
+    once more). The first call pays the warm-up, a minute or more on a GPU; worth it for many
+    tiles, not for a few. ``backend="eager"`` runs the same code path without compiling.
+    """
+    model.image_encoder = torch.compile(model.image_encoder, backend=backend, dynamic=False)
+    return model

@@ -27,9 +27,13 @@ from aerialsam.training.validation import tile_f1, val_sources
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
-    """A collated batch with its tensors (and lists of tensors) moved to ``device``."""
-    return {k: v.to(device) if isinstance(v, torch.Tensor) else
-            [x.to(device) for x in v] if isinstance(v, list) and v and
+    """A collated batch with its tensors (and lists of tensors) moved to ``device``.
+
+    The copies do not block: from the loader's pinned memory the next batch's copy overlaps
+    the GPU's work on this one (CUDA orders them before any kernel that reads them).
+    """
+    return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else
+            [x.to(device, non_blocking=True) for x in v] if isinstance(v, list) and v and
             isinstance(v[0], torch.Tensor) else v for k, v in batch.items()}
 
 
@@ -43,7 +47,7 @@ def val_losses(ctx: Any) -> tuple[float, float]:  # noqa: ANN401 (loop's _Contex
     task = ctx.task.module if isinstance(ctx.task, DistributedDataParallel) else ctx.task
     losses, logs = [], []
     loader = DataLoader(ctx.val, batch_size=ctx.config.batch_size, collate_fn=ctx.collate,
-                        num_workers=ctx.config.workers)
+                        num_workers=ctx.config.workers, pin_memory=ctx.device.type == "cuda")
     with torch.no_grad():
         for i, batch in enumerate(loader):
             batch = to_device(batch, ctx.device)

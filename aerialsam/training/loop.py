@@ -181,7 +181,8 @@ def _batches(ctx: _Context, start: int) -> Iterator[tuple[int, dict]]:
         chunks = [order[i * ctx.config.batch_size:(i + 1) * ctx.config.batch_size]
                   for i in range(offset, per_epoch)]
         for batch in DataLoader(ctx.train, batch_sampler=chunks, collate_fn=ctx.collate,
-                                num_workers=ctx.config.workers):
+                                num_workers=ctx.config.workers,
+                                pin_memory=ctx.device.type == "cuda"):
             yield epoch, batch
         epoch, offset = epoch + 1, 0
 

@@ -22,7 +22,7 @@ import torch
 from aerialsam import cli
 from aerialsam.cli import predict as predict_command
 from aerialsam.data import demo, spacenet
-from aerialsam.models.sam2 import save_random_checkpoint
+from aerialsam.models.sam2 import compile_encoder, save_random_checkpoint
 from aerialsam.training import runs
 from aerialsam.training.train_config import make_config
 from tests.run_helpers import unet_run, write_raster
@@ -349,3 +349,25 @@ def test_absurd_chip_size_is_refused_up_front(unet_dir: Path, tmp_path: Path,
                                    "would take 28 GiB each (uint8 RGB); use at most 16384 (see "
                                    "`aerialsam predict --help`)"]
 
+
+
+def test_compile_compiles_sam2s_encoder_and_refuses_a_unet(
+        aoi: Path, unet_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    compiled = []
+
+    def eager_compile(model: torch.nn.Module, backend: str = "inductor") -> torch.nn.Module:
+        compiled.append(backend)  # the real path, without a minute of inductor on a CPU
+        return compile_encoder(model, backend="eager")
+
+    monkeypatch.setattr(predict_command, "compile_encoder", eager_compile)
+    out = tmp_path / "compiled"
+    assert cli.main(["predict", "sam2", str(aoi), str(out), "--mode", "oracle", "--compile",
+                     *FAST]) == 0
+    assert compiled == ["inductor"] and (out / "proposals.csv").exists()
+    image = next(aoi.glob("RGB-PanSharpen/*.tif"))
+    capsys.readouterr()
+    assert cli.main(["predict", str(unet_dir), str(image), str(tmp_path / "u"),
+                     "--compile"]) == 2
+    assert error_lines(capsys) == ["aerialsam predict: error: --compile: compiles SAM 2's "
+                                   "image encoder; this run is a U-Net"]
