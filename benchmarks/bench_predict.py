@@ -13,7 +13,11 @@ box prompts from their ground truth (oracle boxes) by
   weights, and the same float32 deflate GeoTIFF written at the end.
 
 Both must agree (max abs difference of the probabilities below 1e-3) before anything is timed.
-Figures: tiles (images) per second, best of ``--repeats``, and the ratio to the baseline.
+Figures: tiles (images) per second, best of ``--repeats``, and the ratio to the baseline. Then
+``reuse`` (at the largest batch size): each box decoded once, in the first chip that holds it
+whole, and its mask reused in the other chips that show it; its probabilities are no longer
+the loop's (a chip shows a mask decoded with its neighbour's context), so ``reuse_vs_loop``
+says how far: the largest and mean absolute difference and the IoU of the pixels above 0.5.
 
 Part 2, memory: a 20,000 x 20,000 3-band uint8 GeoTIFF (tiled, deflate; made once in /tmp
 from a repeating synthetic pattern and reused) is predicted in a subprocess with a cheap
@@ -122,9 +126,14 @@ def loop_predict(predictor: object, path: Path, stretch: Stretch, prompts: Promp
 
 
 def run_ours(model: torch.nn.Module, cases: list, size: int, overlap: int, batch_size: int,
-             out_dir: Path) -> list[Path]:
-    """Predict every case with the batched path; the probability GeoTIFFs."""
-    return [predict_raster(tile.image_path, Sam2Prompted(model, prompts),
+             out_dir: Path, reuse: bool = False) -> list[Path]:
+    """Predict every case with the batched path; the probability GeoTIFFs.
+
+    ``reuse``: each box decoded once and its mask reused in the other chips that show it
+    (:class:`~aerialsam.inference.chip_models.Sam2Prompted`); without it, every chip decodes
+    every box it shows, as the loop does.
+    """
+    return [predict_raster(tile.image_path, Sam2Prompted(model, prompts, reuse=reuse),
                            out_dir / f"ours_{tile.image_id}.tif", size, overlap, batch_size,
                            stretch)
             for tile, stretch, prompts in cases]
@@ -136,6 +145,21 @@ def run_loop(predictor: object, cases: list, size: int, overlap: int,
     return [loop_predict(predictor, tile.image_path, stretch, prompts, size, overlap,
                          out_dir / f"loop_{tile.image_id}.tif")
             for tile, stretch, prompts in cases]
+
+
+def agreement(ours: list[Path], loop: list[np.ndarray]) -> dict:
+    """How far the reusing path's probabilities are from the loop's: largest and mean absolute
+    difference, and the IoU of the pixels above 0.5 (the masks that become polygons)."""
+    diffs, inter, union = [], 0, 0
+    for path, theirs in zip(ours, loop, strict=True):
+        with rasterio.open(path) as src:
+            mine = src.read(1)
+        diffs.append(np.abs(mine - theirs))
+        inter += int(((mine > 0.5) & (theirs > 0.5)).sum())
+        union += int(((mine > 0.5) | (theirs > 0.5)).sum())
+    return {"max_abs_diff": round(float(max(d.max() for d in diffs)), 4),
+            "mean_abs_diff": round(float(np.mean([d.mean() for d in diffs])), 5),
+            "iou_above_half": round(inter / union, 4) if union else None}
 
 
 def max_difference(ours: list[Path], loop: list[np.ndarray]) -> float:
@@ -187,6 +211,11 @@ def speed(args: argparse.Namespace, work: Path) -> dict:
     runs = {"loop": lambda: run_loop(predictor, cases, args.size, args.overlap, work)}
     runs |= {b: lambda b=b: run_ours(model, cases, args.size, args.overlap, b, work)
              for b in sizes}
+    largest = max(sizes)
+    runs["reuse"] = lambda: run_ours(model, cases, args.size, args.overlap, largest, work,
+                                     reuse=True)
+    reused = agreement(run_ours(model, cases, args.size, args.overlap, largest, work,
+                                reuse=True), loop_probs)
     times = interleaved_best(runs, args.repeats)
     loop_s = times["loop"]
     result = {"tiles": len(cases), "chips": chips, "boxes": boxes,
@@ -199,6 +228,9 @@ def speed(args: argparse.Namespace, work: Path) -> dict:
         result[f"ours_b{b}_s"] = round(ours_s, 3)
         result[f"ours_b{b}_tiles_per_s"] = round(len(cases) / ours_s, 3)
         result[f"speedup_b{b}"] = round(loop_s / ours_s, 2)
+    result[f"ours_reuse_b{largest}_s"] = round(times["reuse"], 3)
+    result[f"speedup_reuse_b{largest}"] = round(loop_s / times["reuse"], 2)
+    result["reuse_vs_loop"] = reused
     return result
 
 

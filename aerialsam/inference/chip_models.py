@@ -64,6 +64,10 @@ from aerialsam.prep.chips import Source
 log = logging.getLogger(__name__)
 
 PROMPT_CHUNK = 32
+REUSE_MARGIN = 8
+"""A box is decoded for reuse in a chip that holds it with this many pixels to spare."""
+REUSE_FLOOR = 1e-3
+"""A reused mask keeps the pixels at or above this probability (the rest is ~0 anyway)."""
 """Prompts decoded at once on one chip: bounds the (prompts x chip) logits in memory."""
 
 
@@ -293,9 +297,19 @@ class Sam2Semantic(_Sam2ChipModel):
 
 
 class Sam2Prompted(_Sam2ChipModel):
-    """A chip model answering box or point prompts given in the raster's pixels."""
+    """A chip model answering box or point prompts given in the raster's pixels.
 
-    def __init__(self, model: SAM2Base, prompts: Prompts, multimask: bool | None = None) -> None:
+    Overlapping chips share most boxes: in a 650 px tile cut into 512 px chips most boxes lie
+    whole in all four, and the mask decoder is most of the work on a CPU. With ``reuse``, a
+    box is decoded once, in the first chip that holds it whole with a margin of
+    :data:`REUSE_MARGIN` px (its mask then has the box's whole context), and that mask, kept
+    in raster pixels, is pasted into the later chips that show the box. Chips before it that
+    show the box clipped decode their part, as without reuse. Points, whose mask has no bound,
+    and flipped chips (test-time augmentation) are decoded in every chip.
+    """
+
+    def __init__(self, model: SAM2Base, prompts: Prompts, multimask: bool | None = None,
+                 reuse: bool = True) -> None:
         """Keep the model and the raster's prompts.
 
         Args:
@@ -304,14 +318,37 @@ class Sam2Prompted(_Sam2ChipModel):
             multimask: for points, decode three masks and keep the one of highest predicted
                 IoU (a single point is ambiguous: roof, building or block); boxes use one
                 mask. ``None``: multimask for points only.
+            reuse: decode each box once and reuse its mask in later chips (see the class).
         """
         super().__init__(model)
         self.prompts = prompts
         self.multimask = prompts.kind == "point" if multimask is None else multimask
+        self.reuse = reuse and prompts.kind == "box"
+        self._decoded: dict[int, tuple[int, int, np.ndarray]] = {}
 
     def __call__(self, chips: np.ndarray, windows: Sequence[Window],
                  flip: Flip = NO_FLIP) -> np.ndarray:
         """Probabilities of each chip (see :class:`~aerialsam.inference.tiling.ChipModel`)."""
+        if not self.reuse or flip != NO_FLIP:
+            return self._each_chip(chips, windows, flip)
+        out = np.zeros(chips.shape[:3], dtype=np.float32)
+        on_chips = [self.prompts.on_chip(window) for window in windows]
+        self._forget(min(window.row_off for window in windows))
+        if all(set(index.tolist()) <= self._decoded.keys() for index, _ in on_chips):
+            for i, (index, _) in enumerate(on_chips):  # every box known: skip the encoder
+                self._paste(out[i], windows[i], index)
+            return out
+        with torch.inference_mode(), autocast(self.device):
+            feats = self.encode(chips)
+            for i, (index, local) in enumerate(on_chips):
+                new = np.array([j not in self._decoded for j in index.tolist()], dtype=bool)
+                self._decode_new(out[i], feats.select(i), windows[i], index[new], local[new])
+                self._paste(out[i], windows[i], index[~new])
+        return out
+
+    def _each_chip(self, chips: np.ndarray, windows: Sequence[Window],
+                   flip: Flip) -> np.ndarray:
+        """Every prompt decoded in every chip that shows it."""
         height, width = chips.shape[1:3]
         out = np.zeros(chips.shape[:3], dtype=np.float32)
         local_prompts = [self.prompts.in_chip(window, flip) for window in windows]
@@ -322,11 +359,63 @@ class Sam2Prompted(_Sam2ChipModel):
             for i, local in enumerate(local_prompts):
                 for start in range(0, len(local), PROMPT_CHUNK):
                     part = local[start:start + PROMPT_CHUNK]
-                    out[i] = np.maximum(out[i], self._masks(feats.select(i), part, height, width))
+                    probs = self._masks(feats.select(i), part, height, width)
+                    out[i] = np.maximum(out[i], probs.max(axis=0))
         return out
 
+    def _decode_new(self, out: np.ndarray, feats: Features, window: Window,
+                    index: np.ndarray, local: np.ndarray) -> None:
+        """Decode boxes not seen before into ``out``; keep those whole in this chip."""
+        height, width = out.shape
+        inside = self._whole(window, index)
+        for start in range(0, len(index), PROMPT_CHUNK):
+            probs = self._masks(feats, local[start:start + PROMPT_CHUNK], height, width)
+            np.maximum(out, probs.max(axis=0), out=out)
+            for j, prob, whole in zip(index[start:start + PROMPT_CHUNK], probs,
+                                      inside[start:start + PROMPT_CHUNK], strict=True):
+                if whole:
+                    self._keep(int(j), window, prob)
+
+    def _whole(self, window: Window, index: np.ndarray) -> np.ndarray:
+        """Which of the boxes lie in the chip with :data:`REUSE_MARGIN` px to spare."""
+        x0, y0, x1, y1 = self.prompts.xy[index].T
+        left, top = window.col_off + REUSE_MARGIN, window.row_off + REUSE_MARGIN
+        right = window.col_off + window.width - REUSE_MARGIN
+        bottom = window.row_off + window.height - REUSE_MARGIN
+        return (x0 >= left) & (y0 >= top) & (x1 <= right) & (y1 <= bottom)
+
+    def _keep(self, j: int, window: Window, prob: np.ndarray) -> None:
+        """Box ``j``'s mask, cropped to where it is above :data:`REUSE_FLOOR`, in raster pixels."""
+        rows, cols = np.nonzero(prob >= REUSE_FLOOR)
+        if not len(rows):
+            self._decoded[j] = (0, 0, np.zeros((0, 0), np.float32))
+            return
+        r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+        self._decoded[j] = (window.row_off + int(r0), window.col_off + int(c0),
+                            prob[r0:r1, c0:c1].copy())
+
+    def _paste(self, out: np.ndarray, window: Window, index: np.ndarray) -> None:
+        """The kept masks of boxes ``index``, where they fall on this chip, into ``out``."""
+        for j in index.tolist():
+            row, col, crop = self._decoded[j]
+            top, left = max(row, window.row_off), max(col, window.col_off)
+            bottom = min(row + crop.shape[0], window.row_off + out.shape[0])
+            right = min(col + crop.shape[1], window.col_off + out.shape[1])
+            if top >= bottom or left >= right:
+                continue
+            target = out[top - window.row_off:bottom - window.row_off,
+                         left - window.col_off:right - window.col_off]
+            np.maximum(target, crop[top - row:bottom - row, left - col:right - col],
+                       out=target)
+
+    def _forget(self, top_row: int) -> None:
+        """Drop the masks that end above ``top_row``: the chips come row by row, downwards."""
+        for j in [j for j, (row, _, crop) in self._decoded.items()
+                  if row + crop.shape[0] <= top_row]:
+            del self._decoded[j]
+
     def _masks(self, feats: Features, xy: np.ndarray, height: int, width: int) -> np.ndarray:
-        """The highest probability over the masks of some prompts on one chip."""
+        """The probability of each prompt's mask on one chip, ``(N, H, W)``."""
         xy = torch.from_numpy(scale_xy(xy, height, width, self.model.image_size)).to(self.device)
         if self.prompts.kind == "box":
             logits, iou = decode_prompts(self.model, feats, boxes=xy, multimask=self.multimask)
@@ -335,8 +424,7 @@ class Sam2Prompted(_Sam2ChipModel):
                                          multimask=self.multimask)
         best = iou.argmax(dim=1)
         logits = logits[torch.arange(len(logits), device=logits.device), best][:, None]
-        prob = torch.sigmoid(upscale(logits, height, width))[:, 0]
-        return prob.amax(dim=0).cpu().numpy()
+        return torch.sigmoid(upscale(logits, height, width))[:, 0].float().cpu().numpy()
 
 
 def sam2_factory(model: SAM2Base, mode: str, sources: Sequence[Source],

@@ -61,8 +61,8 @@ class Prompts:
         """The number of prompts."""
         return len(self.xy)
 
-    def in_chip(self, window: Window, flip: tuple[bool, bool] = (False, False)) -> np.ndarray:
-        """The prompts on a chip, in its pixels (mirrored as ``flip`` says).
+    def on_chip(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        """The indices of the prompts on a chip and their coordinates in its pixels.
 
         Boxes are clipped to the chip and kept if at least :data:`MIN_BOX_SIDE` px of them
         remain; points are kept if inside the chip.
@@ -74,19 +74,21 @@ class Prompts:
             local = np.clip(local, 0, [w, h, w, h]).astype(np.float32)
             keep = ((local[:, 2] - local[:, 0]) >= MIN_BOX_SIDE) & \
                    ((local[:, 3] - local[:, 1]) >= MIN_BOX_SIDE)
-            local = local[keep]
-            if flip[0]:
-                local[:, [0, 2]] = w - local[:, [2, 0]]
-            if flip[1]:
-                local[:, [1, 3]] = h - local[:, [3, 1]]
-            return local
-        local = self.xy - np.array([x0, y0], np.float32)
-        keep = (local[:, 0] >= 0) & (local[:, 0] < w) & (local[:, 1] >= 0) & (local[:, 1] < h)
-        local = local[keep]
+        else:
+            local = self.xy - np.array([x0, y0], np.float32)
+            keep = (local[:, 0] >= 0) & (local[:, 0] < w) & (local[:, 1] >= 0) & \
+                   (local[:, 1] < h)
+        return np.flatnonzero(keep), local[keep]
+
+    def in_chip(self, window: Window, flip: tuple[bool, bool] = (False, False)) -> np.ndarray:
+        """The prompts on a chip (:meth:`on_chip`), in its pixels mirrored as ``flip`` says."""
+        local = self.on_chip(window)[1]
+        w, h = window.width, window.height
+        xs, ys = ([0, 2], [1, 3]) if self.kind == "box" else ([0], [1])
         if flip[0]:
-            local[:, 0] = w - local[:, 0]
+            local[:, xs] = w - local[:, xs[::-1]]
         if flip[1]:
-            local[:, 1] = h - local[:, 1]
+            local[:, ys] = h - local[:, ys[::-1]]
         return local
 
 

@@ -118,6 +118,66 @@ def test_batched_prompts_equal_the_per_chip_predictor(reference: dict, tiny: SAM
     np.testing.assert_allclose(batched, reference["probs"][kind], atol=1e-5)
 
 
+class CountingPrompted(Sam2Prompted):
+    """Sam2Prompted that records every box it decodes and the chips' outputs."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.decoded = 0
+        self.outputs: list[tuple[Window, np.ndarray]] = []
+
+    def _masks(self, feats: object, xy: np.ndarray, height: int, width: int) -> np.ndarray:
+        self.decoded += len(xy)
+        return super()._masks(feats, xy, height, width)
+
+    def __call__(self, chips: np.ndarray, windows: list, flip: tuple = (False, False)
+                 ) -> np.ndarray:
+        out = super().__call__(chips, windows, flip)
+        self.outputs += list(zip(windows, out.copy(), strict=True))
+        return out
+
+
+def test_reuse_decodes_each_whole_box_once_and_pastes_its_mask(
+        tile: spacenet.Tile, tiny: SAM2Base, tmp_path: Path) -> None:
+    boxes, chip = oracle_prompts(tile, "box"), 512  # the full profile's grid: 4 chips a tile
+    runs = {}
+    for reuse in (False, True):
+        model = CountingPrompted(tiny, boxes, reuse=reuse)
+        predict_raster(tile.image_path, model, tmp_path / f"{reuse}.tif", size=chip,
+                       overlap=64, batch_size=2)
+        runs[reuse] = model
+    each, once = runs[False], runs[True]
+    # chips at 0 and 138 both ways: most boxes are on all four chips
+    shown = sum(len(boxes.on_chip(window)[0]) for window, _ in each.outputs)
+    assert each.decoded == shown and once.decoded < 0.5 * shown
+    # the first chip decodes everything itself: it is the same with and without reuse
+    np.testing.assert_array_equal(each.outputs[0][1], once.outputs[0][1])
+    # the next chip (138 px to the right) holds, where the two overlap, at least the masks
+    # of the boxes it shows that lay whole in the first chip, pasted
+    (first_window, first), (window, later) = once.outputs[:2]
+    assert (window.col_off, window.row_off) == (138, 0)
+    index = boxes.on_chip(first_window)[0]
+    shared = np.intersect1d(index[once._whole(first_window, index)], boxes.on_chip(window)[0])
+    kept = np.zeros_like(first)
+    for j in shared:
+        row, col, crop = once._decoded.get(int(j), (0, 0, np.zeros((0, 0))))
+        kept[row:row + crop.shape[0], col:col + crop.shape[1]] = np.maximum(
+            kept[row:row + crop.shape[0], col:col + crop.shape[1]], crop)
+    assert kept.max() > 0
+    assert (later[:, :chip - 138] >= kept[:, 138:] - 1e-6).all()
+
+
+def test_reuse_is_off_for_points_and_flipped_chips(tile: spacenet.Tile, rgb: np.ndarray,
+                                                   tiny: SAM2Base) -> None:
+    assert not Sam2Prompted(tiny, oracle_prompts(tile, "point")).reuse
+    model = CountingPrompted(tiny, oracle_prompts(tile, "box"))
+    chips = np.stack([rgb[w.row_off:w.row_off + SIZE, w.col_off:w.col_off + SIZE]
+                      for w in WINDOWS])
+    model(chips, WINDOWS, (True, False))
+    model(chips, WINDOWS, (True, False))
+    assert model.decoded == 2 * sum(len(model.prompts.on_chip(w)[0]) for w in WINDOWS)
+
+
 def test_chips_without_prompts_are_zero(tiny: SAM2Base) -> None:
     model = Sam2Prompted(tiny, Prompts("box", [[600, 600, 640, 640]]))
     chips = np.full((2, SIZE, SIZE, 3), 128, np.uint8)
