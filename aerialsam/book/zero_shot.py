@@ -21,9 +21,7 @@ from sam2.modeling.sam2_base import SAM2Base
 from aerialsam.config import Profile
 from aerialsam.data import spacenet
 from aerialsam.device import autocast
-from aerialsam.inference.chip_models import (
-    AutoSettings,
-)
+from aerialsam.inference.auto_masks import AutoSettings
 from aerialsam.inference.tiling import raster_stretch, read_strip, strip_chips
 from aerialsam.io import open_raster
 from aerialsam.models.sam2 import random_sam2

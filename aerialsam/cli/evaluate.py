@@ -13,7 +13,7 @@ from aerialsam.config import stage_paths
 from aerialsam.errors import InputError
 from aerialsam.evaluation.per_city import ZERO_SHOT, ZeroShot, evaluate, held_out
 from aerialsam.evaluation.roads import evaluate_roads
-from aerialsam.inference.chip_models import AutoSettings
+from aerialsam.inference.auto_masks import AutoSettings
 from aerialsam.inference.prediction import check_sources
 from aerialsam.models.variants import RANDOM, check_image_size
 from aerialsam.prep.chip_masks import read_road_params

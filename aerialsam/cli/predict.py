@@ -14,7 +14,8 @@ from sam2.modeling.sam2_base import SAM2Base
 
 from aerialsam.device import pick_device
 from aerialsam.errors import InputError
-from aerialsam.inference.chip_models import AutoSettings, BuildingFilter, sam2_factory
+from aerialsam.inference.auto_masks import AutoSettings, BuildingFilter
+from aerialsam.inference.chip_models import sam2_factory
 from aerialsam.inference.prediction import (
     ChipModelFactory,
     TileOptions,

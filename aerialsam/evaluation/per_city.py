@@ -27,12 +27,15 @@ from pathlib import Path
 
 import geopandas as gpd
 import pandas as pd
+from sam2.modeling.sam2_base import SAM2Base
+from torch import nn
 
 from aerialsam.config import AOIS
 from aerialsam.data.spacenet import resolve_aoi
 from aerialsam.device import pick_device
 from aerialsam.errors import InputError
-from aerialsam.inference.chip_models import AutoSettings, BuildingFilter, sam2_factory
+from aerialsam.inference.auto_masks import AutoSettings, BuildingFilter
+from aerialsam.inference.chip_models import sam2_factory
 from aerialsam.inference.prediction import (
     BuildingOutputs,
     ChipModelFactory,
@@ -120,23 +123,45 @@ def model_label(model: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
+SPLITS_OF_TASK = {"buildings": "SpaceNet 2 tiles (the building splits)",
+                  "roads": "SpaceNet 3 tiles (the road splits)"}
+"""Where a run of each task is evaluated, as the refusal of a wrong task says."""
+
+
+def zero_shot_sam2(model: str, zero_shot: ZeroShot) -> tuple[SAM2Base, str, dict]:
+    """Zero-shot SAM 2 for ``sam2-auto`` or ``sam2-oracle``: the model, its mode, its params."""
+    sam = load_sam2(zero_shot.variant, zero_shot.checkpoint, zero_shot.device,
+                    zero_shot.image_size)
+    mode = "auto" if model == "sam2-auto" else "oracle"
+    params = {"model": "sam2", "mode": mode, "variant": zero_shot.variant,
+              "checkpoint": zero_shot.checkpoint or "official",
+              "image_size": zero_shot.image_size}
+    return sam, mode, params
+
+
+def trained_model(model: str, device: str, task: str) -> tuple[nn.Module, dict]:
+    """A run's final model and its ``run.json``, refused when trained for another ``task``.
+
+    Raises:
+        InputError: a run of the other task (or an unreadable run folder).
+    """
+    net, run = load_run_model(model, pick_device(device))
+    trained = run["config"].task
+    if trained != task:
+        raise InputError(model, f"was trained for {trained}, not {task}: evaluate it on "
+                                f"{SPLITS_OF_TASK[trained]}")
+    return net, run
+
+
 def _factory(model: str, sources: list[Source], zero_shot: ZeroShot
              ) -> tuple[ChipModelFactory, dict, int, int | None, float, int | None]:
     """Chip models, recorded parameters, input size, chip size, threshold and overlap."""
     if model in ZERO_SHOT:
-        sam = load_sam2(zero_shot.variant, zero_shot.checkpoint, zero_shot.device,
-                        zero_shot.image_size)
-        mode = "auto" if model == "sam2-auto" else "oracle"
+        sam, mode, params = zero_shot_sam2(model, zero_shot)
         factory = sam2_factory(sam, mode, sources, auto=zero_shot.auto, building=BuildingFilter())
-        params = {"model": "sam2", "mode": mode, "variant": zero_shot.variant,
-                  "checkpoint": zero_shot.checkpoint or "official",
-                  "image_size": zero_shot.image_size}
         return factory, params, zero_shot.image_size, None, 0.5, None
-    net, run = load_run_model(model, pick_device(zero_shot.device))
+    net, run = trained_model(model, zero_shot.device, "buildings")
     config = run["config"]
-    if config.task != "buildings":
-        raise InputError(model, f"was trained for {config.task}, not buildings: evaluate it "
-                                "on SpaceNet 3 tiles (the road splits)")
     # the same chip model that validated the run (oracle prompts for prompt-trained SAM 2)
     factory: ChipModelFactory = lambda source, src: chip_model_for(net, config, source)  # noqa: E731
     params = {"model": str(Path(model).resolve()), "step": run.get("step"),

@@ -30,7 +30,6 @@ import rasterio
 import shapely
 
 from aerialsam.data import spacenet3
-from aerialsam.device import pick_device
 from aerialsam.errors import InputError
 from aerialsam.evaluation.per_city import (
     ZERO_SHOT,
@@ -39,21 +38,21 @@ from aerialsam.evaluation.per_city import (
     held_out,
     model_label,
     timed_predictions,
+    trained_model,
     write_scores,
     write_summary,
+    zero_shot_sam2,
 )
 from aerialsam.inference.prediction import ChipModelFactory
 from aerialsam.inference.road_graph import DEFAULT_OPTIONS, RoadGraphOptions
 from aerialsam.inference.road_oracle import sam2_road_factory, tile_roads
 from aerialsam.inference.road_prediction import RoadOutputs
 from aerialsam.metrics.apls import RoadScoreResult, read_roads_csv, score_roads
-from aerialsam.models.sam2 import load_sam2
 from aerialsam.prep import road_masks
 from aerialsam.prep.chips import Source
 from aerialsam.prep.masks import read_grid
 from aerialsam.training.kinds import kind_of
 from aerialsam.training.road_validation import saved_options
-from aerialsam.training.runs import load_run_model
 from aerialsam.training.validation import chip_model_for
 
 log = logging.getLogger(__name__)
@@ -98,20 +97,12 @@ def _factory(model: str, sources: list[Source], zero_shot: ZeroShot
              ) -> tuple[ChipModelFactory, dict, int, int | None, RoadGraphOptions, int | None]:
     """Chip models, recorded parameters, input size, chip size, graph setting, overlap."""
     if model in ZERO_SHOT:
-        sam = load_sam2(zero_shot.variant, zero_shot.checkpoint, zero_shot.device,
-                        zero_shot.image_size)
-        mode = "auto" if model == "sam2-auto" else "oracle"
+        sam, mode, params = zero_shot_sam2(model, zero_shot)
         factory = sam2_road_factory(sam, mode, sources, auto=zero_shot.auto)
-        params = {"model": "sam2", "task": "roads", "mode": mode,
-                  "variant": zero_shot.variant,
-                  "checkpoint": zero_shot.checkpoint or "official",
-                  "image_size": zero_shot.image_size}
-        return factory, params, zero_shot.image_size, None, DEFAULT_OPTIONS, None
-    net, run = load_run_model(model, pick_device(zero_shot.device))
+        return (factory, {**params, "task": "roads"}, zero_shot.image_size, None,
+                DEFAULT_OPTIONS, None)
+    net, run = trained_model(model, zero_shot.device, "roads")
     config = run["config"]
-    if config.task != "roads":
-        raise InputError(model, f"was trained for {config.task}, not roads: evaluate it on "
-                                "SpaceNet 2 tiles (the building splits)")
     factory: ChipModelFactory = lambda source, src: chip_model_for(net, config, source)  # noqa: E731
     options = saved_options(run, model)
     params = {"model": str(Path(model).resolve()), "task": "roads", "step": run.get("step"),

@@ -1,6 +1,7 @@
 """Stage ``predictions/``: from any raster to probabilities, polygons, road graphs and CSVs.
 
-Models seen as functions of chips (:mod:`~aerialsam.inference.chip_models`), streamed tiled
+Models seen as functions of chips (:mod:`~aerialsam.inference.chip_models`; SAM 2's automatic
+masks and their filters in :mod:`~aerialsam.inference.auto_masks`), streamed tiled
 inference with blended chips (:mod:`~aerialsam.inference.tiling`), prompts in any CRS
 (:mod:`~aerialsam.inference.prompts`), masks to polygons and the SpaceNet CSV
 (:mod:`~aerialsam.inference.vectorize`), road probabilities to road graphs and their clean-up
@@ -10,5 +11,5 @@ inference with blended chips (:mod:`~aerialsam.inference.tiling`), prompts in an
 resumable (:mod:`~aerialsam.inference.prediction`).
 """
 
-__all__ = ["chip_models", "prediction", "prompts", "road_graph", "road_sections",
+__all__ = ["auto_masks", "chip_models", "prediction", "prompts", "road_graph", "road_sections",
            "road_vectorize", "tiling", "vectorize"]

@@ -7,9 +7,9 @@ so :func:`aerialsam.inference.tiling.predict_raster` runs any of them over any r
 - :class:`Sam2Prompted`: box or point prompts (:class:`~aerialsam.inference.prompts.Prompts`,
   in the raster's pixels); a pixel's probability is the highest any prompt's mask gives it.
   The chips of a batch share one image-encoder pass.
-- :class:`Sam2Auto`: SAM 2's automatic mask generator (a grid of point prompts, filtered by
-  predicted IoU and stability) turned into building candidates by :class:`BuildingFilter`;
-  each candidate is painted with its predicted IoU.
+- :class:`~aerialsam.inference.auto_masks.Sam2Auto`: SAM 2's automatic mask generator (a
+  grid of point prompts, filtered by predicted IoU and stability) turned into building
+  candidates (:mod:`aerialsam.inference.auto_masks`); each is painted with its predicted IoU.
 - :class:`Sam2Semantic`: no prompt at all, one dense mask per chip: the output of a model
   fine-tuned in the ``none`` prompt mode (zero-shot, this mode means little).
 """
@@ -18,24 +18,20 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import geopandas as gpd
 import numpy as np
-import shapely
 import torch
-from rasterio import features
 from rasterio.windows import Window
-from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
 from sam2.modeling.sam2_base import SAM2Base
 from torch import nn
 
 from aerialsam.data.spacenet import tile_at
 from aerialsam.device import autocast
 from aerialsam.errors import InputError
+from aerialsam.inference.auto_masks import AutoSettings, BuildingFilter, Sam2Auto
 from aerialsam.inference.prediction import ChipModelFactory
 from aerialsam.inference.prompts import (
     ORACLE_WARNING,
@@ -46,9 +42,7 @@ from aerialsam.inference.prompts import (
     require_prompts,
 )
 from aerialsam.inference.tiling import NO_FLIP, Flip
-from aerialsam.inference.vectorize import MIN_AREA, polygonize
 from aerialsam.io import open_raster
-from aerialsam.models.sam2 import fit_feature_sizes
 from aerialsam.models.sam2_calls import (
     Features,
     decode_prompts,
@@ -64,200 +58,15 @@ from aerialsam.prep.chips import Source
 log = logging.getLogger(__name__)
 
 PROMPT_CHUNK = 32
+"""Prompts decoded at once on one chip: bounds the (prompts x chip) logits in memory."""
 REUSE_MARGIN = 8
 """A box is decoded for reuse in a chip that holds it with this many pixels to spare."""
 REUSE_FLOOR = 1e-3
 """A reused mask keeps the pixels at or above this probability (the rest is ~0 anyway)."""
-"""Prompts decoded at once on one chip: bounds the (prompts x chip) logits in memory."""
-
-
-@dataclass(frozen=True)
-class AutoSettings:
-    """Parameters of SAM 2's automatic mask generator (its defaults, except the grid).
-
-    Attributes:
-        points_per_side: the point grid is this many points per side of the chip.
-        points_per_batch: prompts decoded at once.
-        pred_iou_thresh: keep masks whose predicted IoU is at least this.
-        stability_score_thresh: keep masks stable under a changed logit threshold.
-        box_nms_thresh: box IoU above which duplicate masks are suppressed.
-    """
-
-    points_per_side: int = 32
-    points_per_batch: int = 64
-    pred_iou_thresh: float = 0.8
-    stability_score_thresh: float = 0.95
-    box_nms_thresh: float = 0.7
-
-
-@dataclass(frozen=True)
-class BuildingFilter:
-    """Which automatic masks count as buildings (the generator segments everything).
-
-    Attributes:
-        min_area: smallest building in px² (SpaceNet ignores polygons under 20 px²).
-        max_area: largest building in px²; whole blocks, fields and roads are larger.
-        min_rectangularity: area over the area of the minimum rotated rectangle; roofs
-            are compact (near 1), roads and tree rows are not.
-        max_fraction: drop masks covering more than this fraction of the chip (background).
-        max_elongation: long over short side of the minimum rotated rectangle; road
-            segments and field edges are long and thin (rectangular, yet no buildings).
-    """
-
-    min_area: float = MIN_AREA
-    max_area: float = 20_000.0
-    min_rectangularity: float = 0.6
-    max_fraction: float = 0.25
-    max_elongation: float = 6.0
-
-    def keep(self, frame: gpd.GeoDataFrame, chip_area: float) -> np.ndarray:
-        """A boolean mask of the candidates in ``frame`` that pass every filter."""
-        area = frame["area"].to_numpy()
-        return ((area >= self.min_area) & (area <= self.max_area)
-                & (area <= self.max_fraction * chip_area)
-                & (frame["rectangularity"].to_numpy() >= self.min_rectangularity)
-                & (frame["elongation"].to_numpy() <= self.max_elongation))
-
-
-@dataclass(frozen=True)
-class RoadFilter:
-    """Which automatic masks count as roads: long, narrow pieces, straight or branching.
-
-    A mask's mean width is ``2 * area / perimeter`` (exact for a long strip) and its length
-    half its perimeter, so a crossing or a bend measures like the roads it joins, where the
-    elongation of its rotated rectangle would not.
-
-    Attributes:
-        min_area: smallest road piece in px².
-        max_width: widest mean width in px (40 px: 8 to 12 m at SpaceNet 3's 0.2-0.3 m
-            pixels, a four-lane road).
-        min_length: shortest road piece in px (60 px: about 18 m).
-        max_fraction: drop masks covering more than this fraction of the chip (background).
-    """
-
-    min_area: float = 200.0
-    max_width: float = 40.0
-    min_length: float = 60.0
-    max_fraction: float = 0.5
-
-    def keep(self, frame: gpd.GeoDataFrame, chip_area: float) -> np.ndarray:
-        """A boolean mask of the candidates in ``frame`` that pass every filter."""
-        area = frame["area"].to_numpy()
-        return ((area >= self.min_area) & (area <= self.max_fraction * chip_area)
-                & (frame["width"].to_numpy() <= self.max_width)
-                & (frame["length"].to_numpy() >= self.min_length))
-
-
-MaskFilter = BuildingFilter | RoadFilter
-"""What keeps some of the automatic generator's masks (buildings or roads)."""
-
-
-def make_mask_generator(model: SAM2Base, settings: AutoSettings = AutoSettings()
-                        ) -> SAM2AutomaticMaskGenerator:
-    """SAM 2's automatic mask generator at the model's image size.
-
-    Small-region removal is left to :class:`BuildingFilter` (SAM 2's needs OpenCV).
-    """
-    with warnings.catch_warnings():
-        # sam2's transforms call torch.jit.script, which this torch deprecates: not ours to fix.
-        warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
-        generator = SAM2AutomaticMaskGenerator(model, min_mask_region_area=0,
-                                               output_mode="binary_mask", **asdict(settings))
-    fit_feature_sizes(generator.predictor)
-    return generator
-
-
-def building_candidates(masks: Sequence[dict], shape: tuple[int, int],
-                        building: MaskFilter = BuildingFilter()) -> gpd.GeoDataFrame:
-    """Building (or road) polygons (pixel coordinates) from the automatic generator's masks.
-
-    Each mask becomes one polygon (its largest part); ``confidence`` is the predicted IoU.
-
-    Returns:
-        Columns ``confidence``, ``stability``, ``area``, ``rectangularity``, ``elongation``,
-        ``width``, ``length``, ``geometry``: the candidates that pass ``building`` (a
-        :class:`BuildingFilter` or a :class:`RoadFilter`), by decreasing confidence.
-    """
-    rows = []
-    for mask in masks:
-        polygons = polygonize(mask["segmentation"].astype(np.int32), simplify=0.5, min_area=0)
-        if polygons.empty:
-            continue
-        geom = max(polygons.geometry, key=lambda g: g.area)
-        rows.append({"confidence": float(mask["predicted_iou"]),
-                     "stability": float(mask["stability_score"]), "geometry": geom})
-    frame = gpd.GeoDataFrame(rows, columns=["confidence", "stability", "geometry"],
-                             geometry="geometry")
-    geoms = np.asarray(frame.geometry.array)
-    frame["area"] = shapely.area(geoms)
-    envelope = shapely.oriented_envelope(geoms)
-    frame["rectangularity"] = _ratio(frame["area"].to_numpy(), shapely.area(envelope))
-    frame["elongation"] = _elongation(envelope)
-    perimeter = shapely.length(geoms)
-    frame["width"] = _ratio(2 * frame["area"].to_numpy(), perimeter)
-    frame["length"] = perimeter / 2
-    kept = frame[building.keep(frame, float(shape[0] * shape[1]))]
-    return kept.sort_values("confidence", ascending=False).reset_index(drop=True)[
-        ["confidence", "stability", "area", "rectangularity", "elongation", "width", "length",
-         "geometry"]]
-
-
-def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
-    return np.divide(num, den, out=np.zeros(len(num)), where=den > 0)
-
-
-def _elongation(envelopes: np.ndarray) -> np.ndarray:
-    """Long side over short side of each rotated rectangle (inf for a line or a point)."""
-    out = np.full(len(envelopes), np.inf)
-    for i, rect in enumerate(envelopes):
-        corners = shapely.get_coordinates(rect)
-        if len(corners) >= 4:
-            sides = np.hypot(*(corners[1:3] - corners[0:2]).T)
-            if sides.min() > 0:
-                out[i] = sides.max() / sides.min()
-    return out
-
-
-def paint(candidates: gpd.GeoDataFrame, shape: tuple[int, int]) -> np.ndarray:
-    """A (rows, cols) float32 map: each pixel the highest confidence of a candidate on it."""
-    if candidates.empty:
-        return np.zeros(shape, dtype=np.float32)
-    ordered = candidates.sort_values("confidence")  # later shapes win: the highest last
-    pairs = zip(ordered.geometry, ordered["confidence"].astype(float), strict=True)
-    return features.rasterize(pairs, out_shape=shape, fill=0.0, dtype="float32")
 
 
 def _device(model: SAM2Base) -> torch.device:
     return next(model.parameters()).device
-
-
-class Sam2Auto:
-    """A chip model painting the building (or road) candidates of SAM 2's automatic masks."""
-
-    def __init__(self, model: SAM2Base, settings: AutoSettings = AutoSettings(),
-                 building: MaskFilter = BuildingFilter()) -> None:
-        """Build the automatic mask generator once, for all chips.
-
-        Args:
-            model: the SAM 2 model.
-            settings: the automatic mask generator's settings.
-            building: the filter that keeps candidates of the automatic masks: buildings,
-                or roads with a :class:`RoadFilter`.
-        """
-        self.generator = make_mask_generator(model, settings)
-        self.building = building
-        self.device = _device(model)
-
-    def candidates(self, chip: np.ndarray) -> gpd.GeoDataFrame:
-        """The building candidates of one (H, W, 3) uint8 chip, in its pixels."""
-        with torch.inference_mode(), autocast(self.device):
-            masks = self.generator.generate(chip)
-        return building_candidates(masks, chip.shape[:2], self.building)
-
-    def __call__(self, chips: np.ndarray, windows: Sequence[Window],
-                 flip: Flip = NO_FLIP) -> np.ndarray:
-        """Painted candidates of each chip (see :class:`~aerialsam.inference.tiling.ChipModel`)."""
-        return np.stack([paint(self.candidates(chip), chip.shape[:2]) for chip in chips])
 
 
 class _Sam2ChipModel:
@@ -485,34 +294,6 @@ def _oracle_factory(model: SAM2Base, sources: Sequence[Source]) -> ChipModelFact
                                      "GeoJSON labels (prompts come from the ground truth)")
     log.warning(ORACLE_WARNING, len(sources))
     return lambda source, src: Sam2Prompted(model, oracle_prompts(tiles[source.path]))
-
-
-_KEEP_ALL = BuildingFilter(**{f.name: 0.0 if f.name.startswith("min_") else float("inf")
-                              for f in fields(BuildingFilter)})
-"""A filter every mask passes: its bounds are open whatever rules BuildingFilter has."""
-
-
-@dataclass
-class AutoResult:
-    """The automatic generator's masks on one chip and the building candidates among them.
-
-    Attributes:
-        masks: every mask as a polygon (its largest part) with ``confidence``, ``stability``,
-            ``area``, ``rectangularity`` and ``kept`` (passes the building filter).
-        candidates: the masks that pass the building filter.
-    """
-
-    masks: gpd.GeoDataFrame
-    candidates: gpd.GeoDataFrame
-
-
-def auto_masks(auto: Sam2Auto, chip: np.ndarray) -> AutoResult:
-    """Run the automatic generator once on a chip; split its masks by the building filter."""
-    with torch.inference_mode(), autocast(auto.device):
-        raw = auto.generator.generate(chip)
-    masks = building_candidates(raw, chip.shape[:2], _KEEP_ALL)
-    masks["kept"] = auto.building.keep(masks, float(chip.shape[0] * chip.shape[1]))
-    return AutoResult(masks, masks[masks["kept"]].drop(columns="kept"))
 
 
 class UNetChips:

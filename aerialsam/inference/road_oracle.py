@@ -20,7 +20,8 @@ from sam2.modeling.sam2_base import SAM2Base
 
 from aerialsam.data import spacenet3
 from aerialsam.errors import InputError
-from aerialsam.inference.chip_models import AutoSettings, RoadFilter, Sam2Auto, Sam2Prompted
+from aerialsam.inference.auto_masks import AutoSettings, RoadFilter, Sam2Auto
+from aerialsam.inference.chip_models import Sam2Prompted
 from aerialsam.inference.prediction import ChipModelFactory
 from aerialsam.inference.prompts import Prompts
 from aerialsam.inference.road_sections import road_sections

@@ -16,7 +16,7 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch, Rectangle
 
-from aerialsam.inference.chip_models import AutoResult
+from aerialsam.inference.auto_masks import AutoResult
 from aerialsam.inference.tiling import blend_weights
 from aerialsam.io import open_raster
 from aerialsam.prep.chips import chip_offsets

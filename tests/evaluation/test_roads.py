@@ -11,7 +11,7 @@ from aerialsam.data.spacenet3 import road_tile_at
 from aerialsam.errors import InputError
 from aerialsam.evaluation.per_city import ZeroShot, evaluate, held_out
 from aerialsam.evaluation.roads import ROAD_ORACLE_NOTE, evaluate_roads, road_pixel_iou
-from aerialsam.inference.chip_models import AutoSettings
+from aerialsam.inference.auto_masks import AutoSettings
 from aerialsam.prep import chip_masks, road_masks
 from aerialsam.prep.masks import read_grid
 from aerialsam.prep.road_masks import RoadParams

@@ -19,15 +19,14 @@ from sam2.modeling.sam2_base import SAM2Base
 
 from aerialsam.data import spacenet
 from aerialsam.errors import InputError
-from aerialsam.inference.chip_models import (
+from aerialsam.inference.auto_masks import (
     AutoSettings,
     BuildingFilter,
     Sam2Auto,
-    Sam2Prompted,
     building_candidates,
     paint,
-    sam2_factory,
 )
+from aerialsam.inference.chip_models import Sam2Prompted, sam2_factory
 from aerialsam.inference.prompts import Prompts, oracle_prompts
 from aerialsam.inference.tiling import predict_raster
 from aerialsam.models.sam2 import load_sam2, make_predictor

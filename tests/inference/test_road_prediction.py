@@ -21,7 +21,7 @@ from rasterio.windows import Window
 
 from aerialsam.data import spacenet3
 from aerialsam.inference import road_oracle
-from aerialsam.inference.chip_models import RoadFilter
+from aerialsam.inference.auto_masks import RoadFilter
 from aerialsam.inference.prediction import TileOptions, predict_images
 from aerialsam.inference.road_prediction import ROADS_FILE, RoadOutputs
 from aerialsam.metrics.apls import read_roads_csv, score_roads

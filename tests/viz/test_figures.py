@@ -40,7 +40,7 @@ from aerialsam.data import spacenet
 from aerialsam.data.manifest import load_manifest
 from aerialsam.evaluation import analysis
 from aerialsam.evaluation.per_city import ModelScore
-from aerialsam.inference import chip_models
+from aerialsam.inference import auto_masks
 from aerialsam.inference.prediction import (
     TileOptions,
     VectorizeOptions,
@@ -374,9 +374,9 @@ def test_plot_auto_masks_draws(busy: spacenet.Tile, empty_tile: spacenet.Tile,
     for tile in (busy, empty_tile):
         chip = zero_shot.read_tile_chip(tile, stretches[tile.aoi], CHIP)
         auto = SimpleNamespace(generator=TruthGenerator(tile), device=torch.device("cpu"),
-                               building=chip_models.BuildingFilter())
+                               building=auto_masks.BuildingFilter())
         shown.append(chip)
-        results_.append(chip_models.auto_masks(auto, chip))
+        results_.append(auto_masks.auto_masks(auto, chip))
     assert len(results_[0].candidates) > 0 and len(results_[0].masks) > len(results_[0].candidates)
     render(predictions.plot_auto_masks(shown, results_, [busy.image_id, empty_tile.image_id]))
 
