@@ -14,10 +14,11 @@ box prompts from their ground truth (oracle boxes) by
 
 Both must agree (max abs difference of the probabilities below 1e-3) before anything is timed.
 Figures: tiles (images) per second, best of ``--repeats``, and the ratio to the baseline. Then
-``reuse`` (at the largest batch size): each box decoded once, in the first chip that holds it
-whole, and its mask reused in the other chips that show it; its probabilities are no longer
-the loop's (a chip shows a mask decoded with its neighbour's context), so ``reuse_vs_loop``
-says how far: the largest and mean absolute difference and the IoU of the pixels above 0.5.
+``reuse`` (at the largest batch size): each box decoded once, in a chip that shows it with
+context to spare, and its mask reused in the other chips that show it; its probabilities are
+no longer the loop's (a chip shows a mask decoded with its neighbour's context), so
+``reuse_vs_loop`` says how far: the largest and mean absolute difference and the IoU of the
+pixels above 0.5.
 
 Part 2, memory: a 20,000 x 20,000 3-band uint8 GeoTIFF (tiled, deflate; made once in /tmp
 from a repeating synthetic pattern and reused) is predicted in a subprocess with a cheap
@@ -129,14 +130,19 @@ def run_ours(model: torch.nn.Module, cases: list, size: int, overlap: int, batch
              out_dir: Path, reuse: bool = False) -> list[Path]:
     """Predict every case with the batched path; the probability GeoTIFFs.
 
-    ``reuse``: each box decoded once and its mask reused in the other chips that show it
+    ``reuse``: each box decoded about once and its mask reused in the other chips that show it
     (:class:`~aerialsam.inference.chip_models.Sam2Prompted`); without it, every chip decodes
     every box it shows, as the loop does.
     """
-    return [predict_raster(tile.image_path, Sam2Prompted(model, prompts, reuse=reuse),
-                           out_dir / f"ours_{tile.image_id}.tif", size, overlap, batch_size,
-                           stretch)
-            for tile, stretch, prompts in cases]
+    paths = []
+    for tile, stretch, prompts in cases:
+        with rasterio.open(tile.image_path) as src:
+            shape = src.shape
+        chip_model = Sam2Prompted(model, prompts, reuse=reuse, raster_shape=shape)
+        paths.append(predict_raster(tile.image_path, chip_model,
+                                    out_dir / f"ours_{tile.image_id}.tif", size, overlap,
+                                    batch_size, stretch))
+    return paths
 
 
 def run_loop(predictor: object, cases: list, size: int, overlap: int,

@@ -150,6 +150,7 @@ def _one_step(ctx: Any, batches: Iterator[tuple[int, dict]], step: int) -> dict[
     epoch, batch = next(batches)
     loss, _ = loop._micro_step(ctx, batch, step, sync=True)
     loop._optimizer_step(ctx)
+    loss = float(loss)  # the loop reads losses every few steps; a timed step must finish
     return {"epoch": epoch, "wall": time.perf_counter() - wall,
             "cpu": time.process_time() - cpu, "loss": loss}
 

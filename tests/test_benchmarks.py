@@ -141,9 +141,11 @@ def test_the_gpu_suite_runs_every_case_in_its_smoke_mode(monkeypatch: pytest.Mon
     line = suite.main(["--smoke", "--out", str(tmp_path)])
     rows = line["results"]
     assert [r for r in rows if "error" in r] == []
-    cases = [(r["case"], r.get("mode") or r.get("regime") or "") for r in rows]
+    cases = [(r["case"], r.get("mode") or r.get("regime") or r.get("memory") or "")
+             for r in rows]
     assert ("ceiling", "") in cases and ("boxes", "") in cases and ("tile", "") in cases
-    assert {m for c, m in cases if c == "train"} == {"decoder", "lora", "full", ""}
+    assert {m for c, m in cases if c == "train"} == {"decoder", "lora", "full", "",
+                                                     "channels_last"}
     assert {m.split(" ")[0] for c, m in cases if c == "encoder"} == {"eager", "compile"}
     encoder = next(r for r in rows if r["case"] == "encoder")
     assert 0 < encoder["fraction_of_ceiling"] and encoder["gflop_per_image"] > 0

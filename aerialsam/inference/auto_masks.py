@@ -27,6 +27,10 @@ from aerialsam.device import autocast
 from aerialsam.inference.tiling import NO_FLIP, Flip
 from aerialsam.inference.vectorize import MIN_AREA, polygonize
 from aerialsam.models.sam2 import fit_feature_sizes
+from aerialsam.models.sam2_calls import prompt_chunk
+
+SAM2_POINTS_PER_BATCH = 64
+"""SAM 2's own number of points its automatic generator decodes at once."""
 
 
 @dataclass(frozen=True)
@@ -35,14 +39,15 @@ class AutoSettings:
 
     Attributes:
         points_per_side: the point grid is this many points per side of the chip.
-        points_per_batch: prompts decoded at once.
+        points_per_batch: prompts decoded at once; ``None``: SAM 2's 64 on a GPU, on a CPU
+            as many as stay in the cache (:func:`~aerialsam.models.sam2_calls.prompt_chunk`).
         pred_iou_thresh: keep masks whose predicted IoU is at least this.
         stability_score_thresh: keep masks stable under a changed logit threshold.
         box_nms_thresh: box IoU above which duplicate masks are suppressed.
     """
 
     points_per_side: int = 32
-    points_per_batch: int = 64
+    points_per_batch: int | None = None
     pred_iou_thresh: float = 0.8
     stability_score_thresh: float = 0.95
     box_nms_thresh: float = 0.7
@@ -119,8 +124,13 @@ def make_mask_generator(model: SAM2Base, settings: AutoSettings = AutoSettings()
     with warnings.catch_warnings():
         # sam2's transforms call torch.jit.script, which this torch deprecates: not ours to fix.
         warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=FutureWarning)
+        options = asdict(settings)
+        if options["points_per_batch"] is None:
+            device = next(model.parameters()).device
+            options["points_per_batch"] = (SAM2_POINTS_PER_BATCH if device.type != "cpu"
+                                           else prompt_chunk(model, device))
         generator = SAM2AutomaticMaskGenerator(model, min_mask_region_area=0,
-                                               output_mode="binary_mask", **asdict(settings))
+                                               output_mode="binary_mask", **options)
     fit_feature_sizes(generator.predictor)
     return generator
 

@@ -49,6 +49,7 @@ from aerialsam.models.sam2_calls import (
     decode_semantic,
     encode,
     prepare_images,
+    prompt_chunk,
     scale_xy,
     upscale,
 )
@@ -57,12 +58,15 @@ from aerialsam.prep.chips import Source
 
 log = logging.getLogger(__name__)
 
-PROMPT_CHUNK = 32
-"""Prompts decoded at once on one chip: bounds the (prompts x chip) logits in memory."""
 REUSE_MARGIN = 8
 """A box is decoded for reuse in a chip that holds it with this many pixels to spare."""
 REUSE_FLOOR = 1e-3
 """A reused mask keeps the pixels at or above this probability (the rest is ~0 anyway)."""
+
+Part = tuple[float, float, float, float]
+"""The part of a box a chip shows, in raster pixels: the box clipped to the chip."""
+Kept = tuple[int, int, np.ndarray]
+"""A decoded mask kept for other chips: its top row and left column, its probabilities."""
 
 
 def _device(model: SAM2Base) -> torch.device:
@@ -110,15 +114,19 @@ class Sam2Prompted(_Sam2ChipModel):
 
     Overlapping chips share most boxes: in a 650 px tile cut into 512 px chips most boxes lie
     whole in all four, and the mask decoder is most of the work on a CPU. With ``reuse``, a
-    box is decoded once, in the first chip that holds it whole with a margin of
-    :data:`REUSE_MARGIN` px (its mask then has the box's whole context), and that mask, kept
-    in raster pixels, is pasted into the later chips that show the box. Chips before it that
-    show the box clipped decode their part, as without reuse. Points, whose mask has no bound,
-    and flipped chips (test-time augmentation) are decoded in every chip.
+    box's mask is decoded once and pasted, in raster pixels, into the other chips that show
+    it. It is decoded in a chip that shows the box with :data:`REUSE_MARGIN` px of context on
+    every side where the chip cuts into the raster (its neighbours' extra context then lies
+    beyond the margin): the first such chip of the batch, else the first of the chips to
+    come. A mask of the whole box serves every chip that shows any of it; a box cut by a
+    chip's edge (a clipped prompt) serves the chips that show the same part of it. A part
+    that no chip of the batch shows with the margin is decoded in each chip, as without
+    reuse. Points, whose mask has no bound, and flipped chips (test-time augmentation) are
+    decoded in every chip.
     """
 
     def __init__(self, model: SAM2Base, prompts: Prompts, multimask: bool | None = None,
-                 reuse: bool = True) -> None:
+                 reuse: bool = True, raster_shape: tuple[int, int] | None = None) -> None:
         """Keep the model and the raster's prompts.
 
         Args:
@@ -127,13 +135,21 @@ class Sam2Prompted(_Sam2ChipModel):
             multimask: for points, decode three masks and keep the one of highest predicted
                 IoU (a single point is ambiguous: roof, building or block); boxes use one
                 mask. ``None``: multimask for points only.
-            reuse: decode each box once and reuse its mask in later chips (see the class).
+            reuse: decode each box once and reuse its mask in other chips (see the class).
+            raster_shape: the raster's (rows, columns): a chip edge on the raster's edge
+                needs no margin. ``None``: only the top and left edges are known.
         """
         super().__init__(model)
         self.prompts = prompts
         self.multimask = prompts.kind == "point" if multimask is None else multimask
         self.reuse = reuse and prompts.kind == "box"
-        self._decoded: dict[int, tuple[int, int, np.ndarray]] = {}
+        self.chunk = prompt_chunk(model, self.device)
+        self.raster_shape = raster_shape
+        rows, cols = raster_shape or (np.inf, np.inf)
+        self._limit = np.array([cols, rows, cols, rows], np.float32)
+        self._whole = [tuple(box) for box in
+                       np.clip(prompts.xy, 0, self._limit).tolist()] if self.reuse else []
+        self._decoded: dict[tuple[int, Part], Kept] = {}
 
     def __call__(self, chips: np.ndarray, windows: Sequence[Window],
                  flip: Flip = NO_FLIP) -> np.ndarray:
@@ -141,18 +157,20 @@ class Sam2Prompted(_Sam2ChipModel):
         if not self.reuse or flip != NO_FLIP:
             return self._each_chip(chips, windows, flip)
         out = np.zeros(chips.shape[:3], dtype=np.float32)
-        on_chips = [self.prompts.on_chip(window) for window in windows]
         self._forget(min(window.row_off for window in windows))
-        if all(set(index.tolist()) <= self._decoded.keys() for index, _ in on_chips):
-            for i, (index, _) in enumerate(on_chips):  # every box known: skip the encoder
-                self._paste(out[i], windows[i], index)
-            return out
-        with torch.inference_mode(), autocast(self.device):
-            feats = self.encode(chips)
-            for i, (index, local) in enumerate(on_chips):
-                new = np.array([j not in self._decoded for j in index.tolist()], dtype=bool)
-                self._decode_new(out[i], feats.select(i), windows[i], index[new], local[new])
-                self._paste(out[i], windows[i], index[~new])
+        shown = [self._shown(window) for window in windows]
+        plans = self._plan(shown)
+        if any(decode.any() for decode, _ in plans):  # else every mask is known: no encoder
+            with torch.inference_mode(), autocast(self.device):
+                feats = self.encode(chips)
+                for i, ((index, local, parts, _), (decode, keep)) in enumerate(
+                        zip(shown, plans, strict=True)):
+                    chosen = np.flatnonzero(decode)
+                    self._decode(out[i], feats.select(i), windows[i], index[chosen],
+                                 local[chosen], [parts[k] for k in chosen], keep[chosen])
+        for i, ((index, _, parts, _), (decode, _)) in enumerate(zip(shown, plans, strict=True)):
+            self._paste(out[i], windows[i],
+                        [(int(index[k]), parts[k]) for k in np.flatnonzero(~decode)])
         return out
 
     def _each_chip(self, chips: np.ndarray, windows: Sequence[Window],
@@ -166,47 +184,81 @@ class Sam2Prompted(_Sam2ChipModel):
         with torch.inference_mode(), autocast(self.device):
             feats = self.encode(chips)
             for i, local in enumerate(local_prompts):
-                for start in range(0, len(local), PROMPT_CHUNK):
-                    part = local[start:start + PROMPT_CHUNK]
+                for start in range(0, len(local), self.chunk):
+                    part = local[start:start + self.chunk]
                     probs = self._masks(feats.select(i), part, height, width)
                     out[i] = np.maximum(out[i], probs.max(axis=0))
         return out
 
-    def _decode_new(self, out: np.ndarray, feats: Features, window: Window,
-                    index: np.ndarray, local: np.ndarray) -> None:
-        """Decode boxes not seen before into ``out``; keep those whole in this chip."""
+    def _shown(self, window: Window) -> tuple[np.ndarray, np.ndarray, list[Part], np.ndarray]:
+        """The boxes on a chip and how it shows them.
+
+        Returns:
+            Their indices, their chip coordinates, the parts of them the chip shows (raster
+            pixels), and whether it shows each with the context a reused mask needs.
+        """
+        index, local = self.prompts.on_chip(window)
+        box = self.prompts.xy[index]
+        low = np.array([window.col_off, window.row_off] * 2, np.float32)
+        high = np.minimum(low + [window.width, window.height] * 2, self._limit)
+        part = np.clip(box, low, high)
+        on_edge = np.array([low[0] <= 0, low[1] <= 0, high[0] >= self._limit[0],
+                            high[1] >= self._limit[1]])
+        room = np.concatenate([part[:, :2] - low[:2], high[2:] - part[:, 2:]], axis=1)
+        # a side where the chip cuts the box is shared by every chip showing the same part
+        fits = ((part != box) | on_edge | (room >= REUSE_MARGIN)).all(axis=1)
+        return index, local, [tuple(p) for p in part.tolist()], fits
+
+    def _plan(self, shown: list) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per chip of a batch: which boxes it decodes, and which of those masks it keeps.
+
+        The others are pasted: known from earlier batches, or kept by another chip of this
+        one (decoded first, whichever of the two comes first in the batch).
+        """
+        homes: dict[tuple[int, Part], int] = {}
+        for i, (index, _, parts, fits) in enumerate(shown):
+            for j, part, fit in zip(index.tolist(), parts, fits.tolist(), strict=True):
+                if fit:
+                    homes.setdefault((j, part), i)
+        plans = []
+        for i, (index, _, parts, _) in enumerate(shown):
+            decode, keep = np.zeros(len(index), bool), np.zeros(len(index), bool)
+            for k, (j, part) in enumerate(zip(index.tolist(), parts, strict=True)):
+                whole = (j, self._whole[j])
+                if whole in self._decoded or (j, part) in self._decoded:
+                    continue
+                home = homes.get(whole, homes.get((j, part)))
+                decode[k], keep[k] = home in (None, i), home == i
+            plans.append((decode, keep))
+        return plans
+
+    def _decode(self, out: np.ndarray, feats: Features, window: Window, index: np.ndarray,
+                local: np.ndarray, parts: list[Part], keep: np.ndarray) -> None:
+        """Decode boxes into ``out``; keep the masks ``keep`` says, for other chips."""
         height, width = out.shape
-        inside = self._whole(window, index)
-        for start in range(0, len(index), PROMPT_CHUNK):
-            probs = self._masks(feats, local[start:start + PROMPT_CHUNK], height, width)
+        for start in range(0, len(index), self.chunk):
+            end = start + self.chunk
+            probs = self._masks(feats, local[start:end], height, width)
             np.maximum(out, probs.max(axis=0), out=out)
-            for j, prob, whole in zip(index[start:start + PROMPT_CHUNK], probs,
-                                      inside[start:start + PROMPT_CHUNK], strict=True):
-                if whole:
-                    self._keep(int(j), window, prob)
+            for j, part, prob, kept in zip(index[start:end], parts[start:end], probs,
+                                           keep[start:end], strict=True):
+                if kept:
+                    self._keep((int(j), part), window, prob)
 
-    def _whole(self, window: Window, index: np.ndarray) -> np.ndarray:
-        """Which of the boxes lie in the chip with :data:`REUSE_MARGIN` px to spare."""
-        x0, y0, x1, y1 = self.prompts.xy[index].T
-        left, top = window.col_off + REUSE_MARGIN, window.row_off + REUSE_MARGIN
-        right = window.col_off + window.width - REUSE_MARGIN
-        bottom = window.row_off + window.height - REUSE_MARGIN
-        return (x0 >= left) & (y0 >= top) & (x1 <= right) & (y1 <= bottom)
-
-    def _keep(self, j: int, window: Window, prob: np.ndarray) -> None:
-        """Box ``j``'s mask, cropped to where it is above :data:`REUSE_FLOOR`, in raster pixels."""
+    def _keep(self, key: tuple[int, Part], window: Window, prob: np.ndarray) -> None:
+        """A box's mask, cropped to where it is above :data:`REUSE_FLOOR`, in raster pixels."""
         rows, cols = np.nonzero(prob >= REUSE_FLOOR)
         if not len(rows):
-            self._decoded[j] = (0, 0, np.zeros((0, 0), np.float32))
+            self._decoded[key] = (0, 0, np.zeros((0, 0), np.float32))
             return
         r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-        self._decoded[j] = (window.row_off + int(r0), window.col_off + int(c0),
-                            prob[r0:r1, c0:c1].copy())
+        self._decoded[key] = (window.row_off + int(r0), window.col_off + int(c0),
+                              prob[r0:r1, c0:c1].copy())
 
-    def _paste(self, out: np.ndarray, window: Window, index: np.ndarray) -> None:
-        """The kept masks of boxes ``index``, where they fall on this chip, into ``out``."""
-        for j in index.tolist():
-            row, col, crop = self._decoded[j]
+    def _paste(self, out: np.ndarray, window: Window, keys: list[tuple[int, Part]]) -> None:
+        """The kept masks of boxes, where they fall on this chip, into ``out``."""
+        for j, part in keys:
+            row, col, crop = self._decoded.get((j, self._whole[j])) or self._decoded[(j, part)]
             top, left = max(row, window.row_off), max(col, window.col_off)
             bottom = min(row + crop.shape[0], window.row_off + out.shape[0])
             right = min(col + crop.shape[1], window.col_off + out.shape[1])
@@ -219,9 +271,9 @@ class Sam2Prompted(_Sam2ChipModel):
 
     def _forget(self, top_row: int) -> None:
         """Drop the masks that end above ``top_row``: the chips come row by row, downwards."""
-        for j in [j for j, (row, _, crop) in self._decoded.items()
-                  if row + crop.shape[0] <= top_row]:
-            del self._decoded[j]
+        for key in [key for key, (row, _, crop) in self._decoded.items()
+                    if row + crop.shape[0] <= top_row]:
+            del self._decoded[key]
 
     def _masks(self, feats: Features, xy: np.ndarray, height: int, width: int) -> np.ndarray:
         """The probability of each prompt's mask on one chip, ``(N, H, W)``."""
@@ -273,7 +325,8 @@ def sam2_factory(model: SAM2Base, mode: str, sources: Sequence[Source],
     if not any(len(p) for p in per_source.values()):
         only = sources[0].path if len(sources) == 1 else Path(sources[0].path).parent
         require_prompts(Prompts(mode, np.zeros((0, 4))), len(prompts), prompt_source, only)
-    return lambda source, src: Sam2Prompted(model, per_source[source.path])
+    return lambda source, src: Sam2Prompted(model, per_source[source.path],
+                                             raster_shape=src.shape)
 
 
 def _raster_prompts(frame: gpd.GeoDataFrame, kind: str, path: Path,
@@ -293,7 +346,8 @@ def _oracle_factory(model: SAM2Base, sources: Sequence[Source]) -> ChipModelFact
         raise InputError(missing[0], "--mode oracle needs SpaceNet 2 tiles with building "
                                      "GeoJSON labels (prompts come from the ground truth)")
     log.warning(ORACLE_WARNING, len(sources))
-    return lambda source, src: Sam2Prompted(model, oracle_prompts(tiles[source.path]))
+    return lambda source, src: Sam2Prompted(model, oracle_prompts(tiles[source.path]),
+                                             raster_shape=src.shape)
 
 
 class UNetChips:

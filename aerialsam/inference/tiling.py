@@ -18,6 +18,7 @@ import contextlib
 import errno
 import logging
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
@@ -286,9 +287,10 @@ def predict_raster(path: str | Path, model: ChipModel, out_path: str | Path, siz
         stretch = raster_stretch(src, path, stretch)
         cols = chip_offsets(src.width, size, overlap)
         blender = dst = None
-        for row, next_row in progress_bar(list(_strips(src.height, size, overlap)),
-                                          desc=path.name, unit="strip"):
-            chips = strip_chips(read_strip(src, stretch, row, size), cols, size)
+        strips = list(_strips(src.height, size, overlap))
+        ahead = stack.enter_context(_ReadAhead(path, stretch, [row for row, _ in strips], size))
+        for row, next_row in progress_bar(strips, desc=path.name, unit="strip"):
+            chips = strip_chips(ahead.next(), cols, size)
             windows = [Window(col, row, size, size) for col in cols]
             probs = run_model(model, chips, windows, batch_size, tta)
             if blender is None:  # the first strip tells how many outputs the model has
@@ -305,6 +307,59 @@ def predict_raster(path: str | Path, model: ChipModel, out_path: str | Path, siz
         if not raster_complete(tmp):
             raise output_error(out_path, OSError(errno.ENOSPC, "no space left on device"))
     return out_path
+
+
+class _ReadAhead:
+    """The strips of a raster, each read in a thread while the model works on the one before.
+
+    The thread reads through its own handle of the raster (a GDAL dataset must not be used by
+    two threads at once); GDAL and the model both release the GIL, so on a GPU reading and
+    stretching the next strip hides behind the model.
+    """
+
+    def __init__(self, path: Path, stretch: Stretch, rows: Sequence[int], size: int) -> None:
+        """Start reading the first strip.
+
+        Args:
+            path: the raster.
+            stretch: how to read it as RGB uint8.
+            rows: the first row of each strip, in order.
+            size: rows per strip (the chip side).
+        """
+        self.path, self.stretch, self.rows, self.size = path, stretch, list(rows), size
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="read-ahead")
+        self.src: rasterio.DatasetReader | None = None
+        self.future: Future[np.ndarray] | None = None
+        self._submit()
+
+    def _submit(self) -> None:
+        if self.rows:
+            self.future = self.pool.submit(self._read, self.rows.pop(0))
+
+    def _read(self, row: int) -> np.ndarray:
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):  # GDAL's options are per thread
+            if self.src is None:
+                self.src = open_raster(self.path, require_crs=False)
+            return read_strip(self.src, self.stretch, row, self.size)
+
+    def next(self) -> np.ndarray:
+        """The next strip (errors of its read raised here); the one after starts reading."""
+        if self.future is None:
+            raise StopIteration
+        strip = self.future.result()
+        self.future = None
+        self._submit()
+        return strip
+
+    def __enter__(self) -> _ReadAhead:
+        """Use as a context: the thread and its handle end with it."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        """Wait for a read in progress, then close the handle."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        if self.src is not None:
+            self.src.close()
 
 
 def _prob_profile(src: rasterio.DatasetReader, channels: int) -> dict:

@@ -49,6 +49,8 @@ ROAD_TARGETS: tuple[str, ...] = ("road", "road_centerline")
 """Binary road mask kinds a dataset can return as targets (SpaceNet 3 chips)."""
 ID_KEYS: tuple[str, ...] = ("chip_id", "image_id", "aoi")
 PROMPT_KEYS: tuple[str, ...] = ("boxes", "points")
+LIST_KEYS: tuple[str, ...] = (*ID_KEYS, *PROMPT_KEYS, "buildings")
+"""Item keys a batch keeps as lists (their sizes vary, or they are strings)."""
 
 
 class ChipDataset(Dataset):
@@ -58,7 +60,9 @@ class ChipDataset(Dataset):
     {0, 1} tensor per target kind (``footprint`` always for buildings; roads have ``road``
     and ``road_centerline``), ``boxes`` float32 ``N x 4`` and ``points`` float32 ``N x 2``
     (N may be 0; see the module docstring; always 0 for roads, which have no per-object
-    prompts), and the strings ``chip_id``, ``image_id``, ``aoi``.
+    prompts), and the strings ``chip_id``, ``image_id``, ``aoi``. With prompts, also
+    ``buildings``: the footprint's buildings labelled 1..N in the order of the prompts
+    (``H x W`` int32 numpy, so it stays on the host when the batch moves to a GPU).
     """
 
     def __init__(self, chips_dir: str | Path, masks_dir: str | Path, splits_path: str | Path,
@@ -122,10 +126,12 @@ class ChipDataset(Dataset):
         if self.augment:
             rng = rng_for(self.seed, self.epoch, index)
             image, masks = augment_sample(image, masks, rng, self.augment_config)
-        boxes, points = (building_prompts(masks["footprint"])
-                         if self.prompts and "footprint" in masks
-                         else (np.zeros((0, 4), np.float32), np.zeros((0, 2), np.float32)))
-        item = {"image": torch.from_numpy(image.astype(np.float32) / 255.0)}
+        item: dict = {"image": torch.from_numpy(image.astype(np.float32) / 255.0)}
+        boxes, points = np.zeros((0, 4), np.float32), np.zeros((0, 2), np.float32)
+        if self.prompts and "footprint" in masks:
+            buildings = ndimage.label(masks["footprint"])[0].astype(np.int32)
+            boxes, points = building_prompts(masks["footprint"], buildings)
+            item["buildings"] = buildings
         for kind in self.targets:
             item[kind] = torch.from_numpy(masks[kind].astype(np.float32)[None])
         item.update(boxes=torch.from_numpy(boxes), points=torch.from_numpy(points),
@@ -217,15 +223,22 @@ def read_band_stack(path: Path) -> np.ndarray:
         raise InputError(path, f"cannot read raster: {str(exc).splitlines()[0]}") from exc
 
 
-def building_prompts(footprint: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def building_prompts(footprint: np.ndarray, labels: np.ndarray | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
     """Boxes and interior points of a footprint mask's 4-connected buildings, in label order.
 
     Boxes are ``N x 4`` xyxy at pixel edges, points ``N x 2`` xy at pixel centres.
 
     The point of a building is its pixel farthest from the building's edge, the chip border
     counting as an edge (so a building cut by the border gets a point inside the chip).
+
+    Args:
+        footprint: the footprint mask.
+        labels: its buildings labelled by ``scipy.ndimage.label``, if done already.
     """
-    labels, count = ndimage.label(footprint > 0)
+    if labels is None:
+        labels = ndimage.label(footprint > 0)[0]
+    count = int(labels.max(initial=0))
     if count == 0:
         return np.zeros((0, 4), np.float32), np.zeros((0, 2), np.float32)
     slices = ndimage.find_objects(labels)
@@ -242,11 +255,11 @@ def collate_unet(batch: Sequence[dict]) -> dict:
     """Stack a list of items for the U-Net.
 
     Images (``B x 3 x H x W`` in 0..1) and each target (``B x 1 x H x W``) become tensors;
-    ids, ``boxes`` and ``points`` stay lists (N varies).
+    ids, ``boxes``, ``points`` and ``buildings`` stay lists (see :data:`LIST_KEYS`).
     """
-    tensors = [k for k in batch[0] if k not in ID_KEYS + PROMPT_KEYS]
+    tensors = [k for k in batch[0] if k not in LIST_KEYS]
     out: dict = {k: torch.stack([item[k] for item in batch]) for k in tensors}
-    out.update({k: [item[k] for item in batch] for k in ID_KEYS + PROMPT_KEYS})
+    out.update({k: [item[k] for item in batch] for k in LIST_KEYS if k in batch[0]})
     return out
 
 

@@ -23,6 +23,7 @@ from aerialsam.prep.chips import STRETCH_FILE
 from aerialsam.prep.stretch import load_stretches
 from aerialsam.training import runs
 from aerialsam.training.road_validation import SETTINGS, setting_name, tile_apls
+from aerialsam.training.tasks import Logs
 from aerialsam.training.validation import tile_f1, val_sources
 
 
@@ -35,6 +36,25 @@ def to_device(batch: dict, device: torch.device) -> dict:
     return {k: v.to(device, non_blocking=True) if isinstance(v, torch.Tensor) else
             [x.to(device, non_blocking=True) for x in v] if isinstance(v, list) and v and
             isinstance(v[0], torch.Tensor) else v for k, v in batch.items()}
+
+
+def to_host(batches: list[tuple[list[torch.Tensor], list[Logs]]]
+            ) -> list[tuple[list[float], list[dict[str, float]]]]:
+    """The losses and logs of several steps (or batches) as numbers, in one transfer.
+
+    Args:
+        batches: per step, its micro-batches' losses and logs (0-d tensors or floats).
+    """
+    tensors = [torch.as_tensor(value).detach().float().reshape(())
+               for losses, logs in batches for value in
+               [*losses, *(entry[key] for entry in logs for key in sorted(entry))]]
+    values = iter(torch.stack(tensors).cpu().tolist() if tensors else [])
+    out = []
+    for losses, logs in batches:
+        numbers = [next(values) for _ in losses]
+        entries = [{key: next(values) for key in sorted(entry)} for entry in logs]
+        out.append((numbers, entries))
+    return out
 
 
 METRIC_COLUMNS = ("step", "epoch", "split", "loss", "pixel_iou", "f1", "apls", "threshold",
@@ -55,10 +75,10 @@ def val_losses(ctx: Any) -> tuple[float, float]:  # noqa: ANN401 (loop's _Contex
             with torch.autocast(ctx.device.type, dtype=ctx.amp_dtype,
                                 enabled=ctx.amp_dtype is not None):
                 loss, batch_logs = _uncached(task, batch)
-            losses.append(float(loss))
+            losses.append(loss)
             logs.append(batch_logs)
     ctx.model.train()
-    return summarize(losses, logs)
+    return summarize(*to_host([(losses, logs)])[0])
 
 
 def summarize(losses: list[float], logs: list[dict[str, float]]) -> tuple[float, float]:
@@ -80,7 +100,7 @@ def summarize(losses: list[float], logs: list[dict[str, float]]) -> tuple[float,
             sum(iou for _, iou in scored) / len(scored))
 
 
-def _uncached(task: nn.Module, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+def _uncached(task: nn.Module, batch: dict) -> tuple[torch.Tensor, Logs]:
     """A task's loss without its embedding cache (validation chips are not cached)."""
     cache = getattr(task, "cache", None)
     if cache is not None:

@@ -39,11 +39,23 @@ from aerialsam.training import runs
 from aerialsam.training.datasets import ChipDataset
 from aerialsam.training.embedding_cache import EmbeddingCache, checkpoint_identity, model_key
 from aerialsam.training.kinds import kind_of
-from aerialsam.training.logs import log_row, summarize, to_device, trim_metrics, validation_row
-from aerialsam.training.tasks import dense_target_names
+from aerialsam.training.logs import (
+    log_row,
+    summarize,
+    to_device,
+    to_host,
+    trim_metrics,
+    validation_row,
+)
+from aerialsam.training.tasks import Logs, dense_target_names
 from aerialsam.training.train_config import TrainConfig
 
 log = logging.getLogger(__name__)
+
+SYNC_EVERY = 10
+"""Train steps whose losses are read (and logged) together: each read makes the host wait
+for the GPU, which then idles until the next step is queued."""
+
 
 class TrainingError(AerialSamError):
     """Training cannot go on (a non-finite loss); the last good checkpoint is kept."""
@@ -188,7 +200,8 @@ def _batches(ctx: _Context, start: int) -> Iterator[tuple[int, dict]]:
 
 
 def _micro_step(ctx: _Context, batch: dict, step: int,
-                sync: bool) -> tuple[float, dict[str, float]]:
+                sync: bool) -> tuple[torch.Tensor, Logs]:
+    """Forward and backward of one micro-batch; its loss and logs stay on the device."""
     batch = to_device(batch, ctx.device)
     batch["step_seed"] = ctx.config.seed * 1_000_003 + step * 101 + ctx.rank
     sync_context = (ctx.task.no_sync() if isinstance(ctx.task, DistributedDataParallel)
@@ -197,10 +210,8 @@ def _micro_step(ctx: _Context, batch: dict, step: int,
         with torch.autocast(ctx.device.type, dtype=ctx.amp_dtype,
                             enabled=ctx.amp_dtype is not None):
             loss, logs = ctx.task(batch)
-        if not torch.isfinite(loss):
-            raise TrainingError(ctx.run_dir, _diverged(ctx, float(loss.detach()), step + 1))
         ctx.scaler.scale(loss / ctx.config.grad_accum).backward()
-    return loss.detach().item(), logs
+    return loss.detach(), logs
 
 
 def _diverged(ctx: _Context, loss: float, step: int) -> str:
@@ -227,13 +238,48 @@ class _null:
         return None
 
 
-def _across_ranks(ctx: _Context, *values: float) -> tuple[float, ...]:
-    """Mean of logged numbers over the processes (each saw its share of the batch)."""
-    if ctx.world == 1:
-        return values
-    tensor = torch.tensor(values, dtype=torch.float64, device=ctx.device)
+@dataclass
+class _Step:
+    """A train step whose numbers are still on the device (see :func:`_log_steps`)."""
+
+    step: int
+    epoch: int
+    losses: list[torch.Tensor]
+    logs: list[Logs]
+    lr: float
+    seconds: float
+
+
+def _log_steps(ctx: _Context, writer: SummaryWriter | None, pending: list[_Step]) -> None:
+    """Log the steps taken since the last call, reading their numbers in one transfer.
+
+    Reading a loss makes the host wait until the GPU has computed it, so the loop reads them
+    every :data:`SYNC_EVERY` steps and before a checkpoint or a validation, not every step.
+
+    Raises:
+        TrainingError: a step's loss was not finite (on any process); the steps before it
+            are logged. No checkpoint has been written since: the loop checks first.
+    """
+    numbers = to_host([(s.losses, s.logs) for s in pending])
+    rows = [(*summarize(losses, logs), sum(losses)) for losses, logs in numbers]
+    for pending_step, (own, _), (loss, iou, total) in zip(
+            pending, numbers, _across_ranks(ctx, rows), strict=True):
+        if not math.isfinite(total):  # any process's loss: every process stops here
+            bad = next((x for x in own if not math.isfinite(x)), total)
+            raise TrainingError(ctx.run_dir, _diverged(ctx, bad, pending_step.step))
+        log_row(ctx, writer, {"step": pending_step.step, "epoch": pending_step.epoch,
+                              "split": "train", "loss": loss, "pixel_iou": iou,
+                              "lr": pending_step.lr, "seconds": pending_step.seconds})
+    pending.clear()
+
+
+def _across_ranks(ctx: _Context, rows: list[tuple[float, ...]]) -> list[tuple[float, ...]]:
+    """Means of logged numbers over the processes (each saw its share of the batch)."""
+    if ctx.world == 1 or not rows:
+        return rows
+    tensor = torch.tensor(rows, dtype=torch.float64, device=ctx.device)
     dist.all_reduce(tensor)
-    return tuple((tensor / ctx.world).tolist())
+    return [tuple(row) for row in (tensor / ctx.world).tolist()]
 
 
 def _optimizer_step(ctx: _Context) -> None:
@@ -328,6 +374,7 @@ def train(config: TrainConfig, data: TrainData, run_dir: str | Path, resume: boo
     batches = _batches(ctx, step * config.grad_accum)
     started = time.perf_counter()
     epoch = step * config.grad_accum // max(1, len(ctx.train) // (config.batch_size * ctx.world))
+    pending: list[_Step] = []
     while step < end:
         losses, logs = [], []
         for micro in range(config.grad_accum):
@@ -338,14 +385,15 @@ def train(config: TrainConfig, data: TrainData, run_dir: str | Path, resume: boo
             logs.append(batch_logs)
         _optimizer_step(ctx)
         step += 1
-        loss, iou = _across_ranks(ctx, *summarize(losses, logs))
-        log_row(ctx, writer, {"step": step, "epoch": epoch, "split": "train",
-                              "loss": loss, "pixel_iou": iou,
-                              "lr": ctx.scheduler.get_last_lr()[0],
-                              "seconds": time.perf_counter() - started})
-        if step % config.checkpoint_every == 0 or step == end:
+        pending.append(_Step(step, epoch, losses, logs, ctx.scheduler.get_last_lr()[0],
+                             time.perf_counter() - started))
+        checkpoint = step % config.checkpoint_every == 0 or step == end
+        validate = step % val_every == 0 and step < config.steps
+        if checkpoint or validate or step % SYNC_EVERY == 0:
+            _log_steps(ctx, writer, pending)
+        if checkpoint:
             _checkpoint(ctx, step)
-        if ctx.rank == 0 and step % val_every == 0 and step < config.steps:
+        if ctx.rank == 0 and validate:
             log_row(ctx, writer, validation_row(ctx, step, epoch, final=False))
     result.step = step
     if step == config.steps:

@@ -18,13 +18,17 @@ import torch
 import torch.nn.functional as F
 from monai.losses import DiceLoss, FocalLoss, SoftclDiceLoss
 from sam2.modeling.sam2_base import SAM2Base
-from scipy import ndimage
 from torch import nn
 
 from aerialsam.models.sam2_calls import Features, decode_prompts, decode_semantic, encode, upscale
 from aerialsam.models.unet import resized_call
 from aerialsam.training.embedding_cache import EmbeddingCache
 from aerialsam.training.train_config import TrainConfig
+
+Logs = dict[str, torch.Tensor]
+"""What a task reports of a batch besides its loss: pixel counts or a mean IoU, as 0-d
+tensors left on the device (reading one would make the host wait for the GPU; the training
+loop reads several steps' at once)."""
 
 DENSE_TARGETS = ("footprint", "contact")
 """Building targets of the dense outputs: SAM 2's multimask channels 0, 1, the U-Net's."""
@@ -86,18 +90,16 @@ def mask_iou(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
 
 
-def overlap_counts(logits: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+def overlap_counts(logits: torch.Tensor, target: torch.Tensor) -> Logs:
     """Channel-0 pixels (footprint, or road) predicted and true, summed over the batch.
 
-    The counts are ``inter``, ``union`` and their ratio ``pixel_iou`` (NaN when both are
-    empty). Sums let a whole validation set be scored as one mask, so empty chips do not
-    count as perfect.
+    The counts are ``inter`` and ``union``, 0-d tensors left on the device
+    (:func:`~aerialsam.training.logs.summarize` divides them). Sums let a whole validation
+    set be scored as one mask, so empty chips do not count as perfect.
     """
     pred = logits[:, :1].detach() > 0
     truth = target[:, :1] > 0.5
-    inter, union = float((pred & truth).sum()), float((pred | truth).sum())
-    return {"pixel_iou": inter / union if union else float("nan"), "inter": inter,
-            "union": union}
+    return {"inter": (pred & truth).sum(), "union": (pred | truth).sum()}
 
 
 def dense_targets(batch: dict, names: tuple[str, ...]) -> torch.Tensor:
@@ -121,7 +123,7 @@ class UNetTask(nn.Module):
         self.loss = SegmentationLoss(config.focal_weight, config.cldice_weight)
         self.input_size = config.unet_input_size
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, batch: dict) -> tuple[torch.Tensor, Logs]:
         """Loss and :func:`overlap_counts` of a batch from ``collate_unet``.
 
         With an input size, the chips are resized to it and the logits back to the chip, so
@@ -162,14 +164,14 @@ class Sam2Task(nn.Module):
         with torch.no_grad():
             return encode(self.model, batch["image"])
 
-    def forward(self, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    def forward(self, batch: dict) -> tuple[torch.Tensor, Logs]:
         """Loss and ``{"pixel_iou": …}`` of a batch from ``collate_sam2``."""
         feats = self.features(batch)
         if self.config.prompt == "none":
             return self._dense_step(feats, batch)
         return self._prompt_step(feats, batch)
 
-    def _dense_step(self, feats: Features, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    def _dense_step(self, feats: Features, batch: dict) -> tuple[torch.Tensor, Logs]:
         logits, iou_pred = decode_semantic(self.model, feats, multimask=True)
         target = dense_targets(batch, tuple(n for n in self.names if n in batch))
         logits = upscale(logits[:, :target.shape[1]], *target.shape[-2:])
@@ -178,7 +180,7 @@ class Sam2Task(nn.Module):
         loss = loss + self.config.iou_loss_weight * F.mse_loss(iou_pred[:, :1].float(), actual)
         return loss, overlap_counts(logits, target)
 
-    def _prompt_step(self, feats: Features, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+    def _prompt_step(self, feats: Features, batch: dict) -> tuple[torch.Tensor, Logs]:
         generator = torch.Generator().manual_seed(int(batch["step_seed"]))
         losses, ious = [], []
         for i in range(len(feats)):
@@ -201,23 +203,24 @@ class Sam2Task(nn.Module):
             ious.append(actual.gather(1, per_mask.argmin(dim=1, keepdim=True)).mean())
         if not losses:  # no building in the batch: a zero loss that still reaches every weight
             zero = sum(p.sum() * 0.0 for p in self.parameters() if p.requires_grad)
-            return zero, {"pixel_iou": float("nan")}
-        return torch.stack(losses).mean(), {"pixel_iou": float(torch.stack(ious).mean())}
+            return zero, {"pixel_iou": torch.tensor(float("nan"))}
+        return torch.stack(losses).mean(), {"pixel_iou": torch.stack(ious).mean().detach()}
 
     def _sample(self, batch: dict, i: int, generator: torch.Generator
                 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Up to ``max_prompts`` jittered prompts of chip ``i`` and their building masks."""
-        footprint = batch["footprint"][i, 0]
-        labels, count = ndimage.label(footprint.cpu().numpy() > 0.5)
+        labels = batch["buildings"][i]  # labelled by the loader, on the host: no GPU wait
+        count = int(labels.max(initial=0))
         if count == 0:
             return None, None
         chosen = torch.randperm(count, generator=generator)[:self.config.max_prompts]
         targets = torch.from_numpy(labels[None] == (chosen.numpy()[:, None, None] + 1))
-        targets = targets.to(footprint.device, torch.float32)
+        device = batch["footprint"].device
+        targets = targets.to(device, torch.float32)
         if self.config.prompt == "point":
             return batch["points"][i][chosen], targets
         boxes = batch["boxes"][i][chosen]
         side = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
         noise = (torch.rand(boxes.shape, generator=generator) * 2 - 1) * self.config.box_jitter
-        return boxes + noise * side, targets
+        return boxes + noise.to(device) * side, targets
 

@@ -112,18 +112,23 @@ def test_batched_prompts_equal_the_per_chip_predictor(reference: dict, tiny: SAM
                                                       kind: str) -> None:
     prompts = reference["prompts"][kind]
     assert all(len(prompts.in_chip(w)) > 1 for w in WINDOWS)
-    batched = Sam2Prompted(tiny, prompts)(reference["chips"], WINDOWS)
+    model = Sam2Prompted(tiny, prompts)
+    batched = model(reference["chips"], WINDOWS)
     assert batched.shape == (2, SIZE, SIZE) and batched.dtype == np.float32
     np.testing.assert_allclose(batched, reference["probs"][kind], atol=1e-5)
+    model.chunk = 1  # prompts decoded one by one: the same masks
+    np.testing.assert_allclose(model(reference["chips"], WINDOWS), batched, atol=1e-5)
 
 
 class CountingPrompted(Sam2Prompted):
-    """Sam2Prompted that records every box it decodes and the chips' outputs."""
+    """Sam2Prompted that records every box it decodes, the chips' outputs and the masks it
+    keeps after each batch."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.decoded = 0
         self.outputs: list[tuple[Window, np.ndarray]] = []
+        self.kept: list[dict] = []
 
     def _masks(self, feats: object, xy: np.ndarray, height: int, width: int) -> np.ndarray:
         self.decoded += len(xy)
@@ -133,37 +138,62 @@ class CountingPrompted(Sam2Prompted):
                  ) -> np.ndarray:
         out = super().__call__(chips, windows, flip)
         self.outputs += list(zip(windows, out.copy(), strict=True))
+        self.kept.append(dict(self._decoded))
         return out
 
 
-def test_reuse_decodes_each_whole_box_once_and_pastes_its_mask(
+def test_reuse_decodes_each_box_about_once_and_pastes_its_mask(
         tile: spacenet.Tile, tiny: SAM2Base, tmp_path: Path) -> None:
     boxes, chip = oracle_prompts(tile, "box"), 512  # the full profile's grid: 4 chips a tile
     runs = {}
-    for reuse in (False, True):
-        model = CountingPrompted(tiny, boxes, reuse=reuse)
-        predict_raster(tile.image_path, model, tmp_path / f"{reuse}.tif", size=chip,
-                       overlap=64, batch_size=2)
-        runs[reuse] = model
-    each, once = runs[False], runs[True]
+    for name, reuse, batch in (("each", False, 2), ("once", True, 2), ("alone", True, 1)):
+        model = CountingPrompted(tiny, boxes, reuse=reuse, raster_shape=(650, 650))
+        predict_raster(tile.image_path, model, tmp_path / f"{name}.tif", size=chip,
+                       overlap=64, batch_size=batch)
+        runs[name] = model
+    each, once, alone = runs["each"], runs["once"], runs["alone"]
     # chips at 0 and 138 both ways: most boxes are on all four chips
     shown = sum(len(boxes.on_chip(window)[0]) for window, _ in each.outputs)
-    assert each.decoded == shown and once.decoded < 0.5 * shown
-    # the first chip decodes everything itself: it is the same with and without reuse
-    np.testing.assert_array_equal(each.outputs[0][1], once.outputs[0][1])
+    assert each.decoded == shown > 2 * len(boxes)
+    assert once.decoded < 1.1 * len(boxes) and alone.decoded < 0.5 * shown
+    # a chip alone in its batch, with no mask known yet, decodes every box itself
+    np.testing.assert_array_equal(each.outputs[0][1], alone.outputs[0][1])
     # the next chip (138 px to the right) holds, where the two overlap, at least the masks
-    # of the boxes it shows that lay whole in the first chip, pasted
-    (first_window, first), (window, later) = once.outputs[:2]
+    # of the whole boxes the first chip kept
+    (first_window, first), (window, later) = alone.outputs[:2]
     assert (window.col_off, window.row_off) == (138, 0)
-    index = boxes.on_chip(first_window)[0]
-    shared = np.intersect1d(index[once._whole(first_window, index)], boxes.on_chip(window)[0])
+    on_later = set(boxes.on_chip(window)[0].tolist())
     kept = np.zeros_like(first)
-    for j in shared:
-        row, col, crop = once._decoded.get(int(j), (0, 0, np.zeros((0, 0))))
-        kept[row:row + crop.shape[0], col:col + crop.shape[1]] = np.maximum(
-            kept[row:row + crop.shape[0], col:col + crop.shape[1]], crop)
+    for (j, part), (row, col, crop) in alone.kept[0].items():
+        if j in on_later and part == tuple(boxes.xy[j].tolist()):
+            region = kept[row:row + crop.shape[0], col:col + crop.shape[1]]
+            np.maximum(region, crop, out=region)
     assert kept.max() > 0
     assert (later[:, :chip - 138] >= kept[:, 138:] - 1e-6).all()
+    # and the mosaic hardly moves: a chip shows a mask decoded with its neighbour's context
+    with rasterio.open(tmp_path / "each.tif") as a, rasterio.open(tmp_path / "once.tif") as b:
+        assert np.abs(a.read(1) - b.read(1)).mean() < 0.01
+
+
+def test_reuse_needs_context_only_where_a_chip_cuts_into_the_raster(tiny: SAM2Base) -> None:
+    prompts = Prompts("box", [[600, 10, 645, 40],   # 5 px from the raster's right edge
+                              [500, 10, 540, 40],   # cut by the first chip's right edge
+                              [140, 10, 180, 40]])  # 2 px from the second chip's left edge
+    first, second = Window(0, 0, 512, 512), Window(138, 0, 512, 512)
+    known = Sam2Prompted(tiny, prompts, raster_shape=(650, 650))
+    index, _, parts, fits = known._shown(second)
+    assert index.tolist() == [0, 1, 2] and fits.tolist() == [True, True, False]
+    # without the raster's size its right edge might be a cut with more raster beyond
+    assert Sam2Prompted(tiny, prompts)._shown(second)[3].tolist() == [False, True, False]
+    index, _, parts, fits = known._shown(first)
+    assert index.tolist() == [1, 2] and fits.tolist() == [True, True]
+    assert parts[0] == (500, 10, 512, 40)  # the part shown: only chips cut at 512 share it
+    # in one batch: box 2 is decoded whole in the first chip, box 1 whole in the second
+    # (not cut in the first), box 0 in the second; each chip gets the other's masks pasted
+    (decode, keep), (decode_2, keep_2) = known._plan([known._shown(first),
+                                                      known._shown(second)])
+    assert decode.tolist() == [False, True] and keep.tolist() == [False, True]
+    assert decode_2.tolist() == [True, True, False] and keep_2.tolist() == [True, True, False]
 
 
 def test_reuse_is_off_for_points_and_flipped_chips(tile: spacenet.Tile, rgb: np.ndarray,
@@ -263,6 +293,9 @@ def test_automatic_masks_run_on_a_chip(rgb: np.ndarray, tiny: SAM2Base) -> None:
                                 max_fraction=1.0)
     auto = Sam2Auto(tiny, settings, everything)
     assert auto.generator.predictor._bb_feat_sizes == [(64, 64), (32, 32), (16, 16)]
+    assert auto.generator.points_per_batch == 4
+    # by default a CPU decodes as many points at once as stay in its cache (16 at 256 px)
+    assert Sam2Auto(tiny, AutoSettings(), everything).generator.points_per_batch == 16
     side = 128  # the generator resizes any chip; a small one keeps post-processing cheap
     chip = np.ascontiguousarray(rgb[:side, :side])
     candidates = auto.candidates(chip)
@@ -304,11 +337,13 @@ def test_factory_gives_each_raster_its_prompts(tile: spacenet.Tile, tiny: SAM2Ba
         model = factory(sources[0], src)
     assert isinstance(model, Sam2Prompted)
     np.testing.assert_allclose(model.prompts.xy, oracle_prompts(tile).xy, atol=1e-3)
-    with caplog.at_level("WARNING"):
+    assert model.raster_shape == (650, 650)  # its chips on the raster's edge need no margin
+    with caplog.at_level("WARNING"), rasterio.open(tile.image_path) as src:
         oracle_factory = sam2_factory(tiny, "oracle", sources)
-        oracle = oracle_factory(sources[0], None)
-        oracle_factory(sources[0], None)
+        oracle = oracle_factory(sources[0], src)
+        oracle_factory(sources[0], src)
     np.testing.assert_allclose(oracle.prompts.xy, oracle_prompts(tile).xy, atol=1e-6)
+    assert oracle.raster_shape == (650, 650)
     # one upper-bound warning for the run, not one per image
     assert [r.levelname for r in caplog.records].count("WARNING") == 1
     assert "upper bound" in caplog.text

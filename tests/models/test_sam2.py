@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from sam2.sam2_image_predictor import SAM2ImagePredictor
 
 from aerialsam.data import demo, spacenet
 from aerialsam.errors import InputError
-from aerialsam.models import checkpoints
+from aerialsam.models import checkpoints, sam2_calls
 from aerialsam.models import sam2 as sam2_model
 from aerialsam.prep.stretch import apply_stretch, compute_stretch
 from tests.models.weights import assert_weights
@@ -129,3 +130,12 @@ def test_box_prompt_at_reduced_size(tiny_ckpt: Path, demo_chip: tuple) -> None:
     assert set(np.unique(masks)) <= {0.0, 1.0}
     multi, multi_scores, _ = predictor.predict(box=box, multimask_output=True)
     assert multi.shape == (3, 200, 300) and multi_scores.shape == (3,)
+
+
+@pytest.mark.parametrize(("device", "image_size", "chunk"),
+                         [("cpu", 256, 16), ("cpu", 512, 4), ("cpu", 1024, 1),
+                          ("cpu", 128, 32), ("cuda", 1024, 32)])
+def test_prompt_chunk_keeps_a_cpu_in_its_cache(device: str, image_size: int,
+                                               chunk: int) -> None:
+    model = SimpleNamespace(image_size=image_size)
+    assert sam2_calls.prompt_chunk(model, device) == chunk

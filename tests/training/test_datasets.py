@@ -129,6 +129,13 @@ def test_augmentation_is_seeded_and_aligned(run: Run) -> None:
     boxes, points = datasets.building_prompts(first["footprint"][0].numpy())
     assert torch.equal(first["boxes"], torch.from_numpy(boxes))
     assert torch.equal(first["points"], torch.from_numpy(points))
+    # the labelled buildings, on the host, in the prompts' order: label k has box k - 1
+    buildings = first["buildings"]
+    assert isinstance(buildings, np.ndarray) and buildings.max() == len(boxes) > 0
+    rows, cols = np.nonzero(buildings == 1)
+    assert boxes[0].tolist() == [cols.min(), rows.min(), cols.max() + 1, rows.max() + 1]
+    batch = datasets.collate_unet([first, again])
+    assert isinstance(batch["buildings"], list) and len(batch["buildings"]) == 2
     assert not (first["footprint"].bool() & first["contact"].bool()).any()
     augmented.set_epoch(1)
     assert not torch.equal(augmented[index]["image"], first["image"])

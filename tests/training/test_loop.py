@@ -82,6 +82,39 @@ def test_logged_lr_follows_warmup_then_cosine(unet_straight: Path) -> None:
     assert float(rows[-1]["lr"]) == pytest.approx(0.0, abs=1e-12)
 
 
+def test_losses_are_read_every_few_steps_not_every_step(
+        data: loop.TrainData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reads: list[int] = []
+    original = loop.to_host
+
+    def counting(batches: list) -> list:
+        reads.append(len(batches))
+        return original(batches)
+
+    monkeypatch.setattr(loop, "to_host", counting)
+    monkeypatch.setattr(loop, "SYNC_EVERY", 3)
+    run_dir = tmp_path / "sync"
+    loop.train(tiny_config(**{**UNET, "steps": 8, "checkpoint_every": 5}), data, run_dir)
+    # steps 1-3 (every 3), 4-5 (checkpoint), 6 (every 3), 7-8 (the end): 4 reads for 8 steps
+    assert reads == [3, 2, 1, 2]
+    rows = [r for r in read_metrics(run_dir) if r["split"] == "train"]
+    assert [int(r["step"]) for r in rows] == list(range(1, 9))
+    assert all(math.isfinite(float(r["loss"])) and 0 <= float(r["pixel_iou"]) <= 1
+               for r in rows)
+
+
+def test_to_host_keeps_the_shape_of_steps() -> None:
+    steps = [([torch.tensor(1.5), torch.tensor(2.5)],
+              [{"union": torch.tensor(4), "inter": torch.tensor(1)},
+               {"union": torch.tensor(2), "inter": torch.tensor(2)}]),
+             ([torch.tensor(float("nan"))], [{"pixel_iou": torch.tensor(0.25)}])]
+    (losses, logs), (nan_losses, nan_logs) = loop.to_host(steps)
+    assert losses == [1.5, 2.5] and logs == [{"inter": 1.0, "union": 4.0},
+                                             {"inter": 2.0, "union": 2.0}]
+    assert math.isnan(nan_losses[0]) and nan_logs == [{"pixel_iou": 0.25}]
+    assert loop.summarize(losses, logs) == (2.0, 0.5)  # pixels of both batches together
+
+
 def test_lr_lambda_values() -> None:
     values = [loop.lr_lambda(s, warmup=2, total=6) for s in range(8)]
     assert values[:2] == [0.5, 1.0]  # linear warm-up, reaching 1 at the last warm-up step
