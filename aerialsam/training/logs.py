@@ -45,9 +45,10 @@ def to_host(batches: list[tuple[list[torch.Tensor], list[Logs]]]
     Args:
         batches: per step, its micro-batches' losses and logs (0-d tensors or floats).
     """
-    tensors = [torch.as_tensor(value).detach().float().reshape(())
-               for losses, logs in batches for value in
-               [*losses, *(entry[key] for entry in logs for key in sorted(entry))]]
+    flat = [value for losses, logs in batches
+            for value in [*losses, *(entry[key] for entry in logs for key in sorted(entry))]]
+    device = next((v.device for v in flat if isinstance(v, torch.Tensor)), torch.device("cpu"))
+    tensors = [torch.as_tensor(value).to(device).detach().float().reshape(()) for value in flat]
     values = iter(torch.stack(tensors).cpu().tolist() if tensors else [])
     out = []
     for losses, logs in batches:

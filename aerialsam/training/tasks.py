@@ -203,7 +203,7 @@ class Sam2Task(nn.Module):
             ious.append(actual.gather(1, per_mask.argmin(dim=1, keepdim=True)).mean())
         if not losses:  # no building in the batch: a zero loss that still reaches every weight
             zero = sum(p.sum() * 0.0 for p in self.parameters() if p.requires_grad)
-            return zero, {"pixel_iou": torch.tensor(float("nan"))}
+            return zero, {"pixel_iou": torch.full((), float("nan"), device=zero.device)}
         return torch.stack(losses).mean(), {"pixel_iou": torch.stack(ious).mean().detach()}
 
     def _sample(self, batch: dict, i: int, generator: torch.Generator

@@ -113,6 +113,9 @@ def test_to_host_keeps_the_shape_of_steps() -> None:
                                              {"inter": 2.0, "union": 2.0}]
     assert math.isnan(nan_losses[0]) and nan_logs == [{"pixel_iou": 0.25}]
     assert loop.summarize(losses, logs) == (2.0, 0.5)  # pixels of both batches together
+    # plain numbers join the tensors' one transfer
+    assert loop.to_host([([torch.tensor(1.0)], [{"pixel_iou": 0.5}])]) == [
+        ([1.0], [{"pixel_iou": 0.5}])]
 
 
 def test_lr_lambda_values() -> None:
