@@ -17,7 +17,8 @@ random weights (speed does not depend on them; the output says so):
 - ``boxes``: prompted decoding of many boxes on one encoded chip, boxes/s;
 - ``train``: training steps/s at 1024 px, batch 16: SAM 2 tiny in the decoder regime with the
   encoder features precomputed (what a warm embedding cache gives, without its disk reads),
-  LoRA and full, and the U-Net on the same chips; AdamW, bf16 autocast;
+  LoRA and full, and the U-Net on the same chips, in NCHW and in channels-last memory order;
+  AdamW, bf16 autocast;
 - the peak GPU memory of every case.
 
 Every case fails soft: one that does not fit in memory, does not compile or runs out of the
@@ -251,7 +252,7 @@ def measure_train(suite: Suite, model_name: str, regime: str | None,
                   channels_last: bool = False) -> dict[str, Any]:
     """Training steps/s at the run's input size: forward, backward, AdamW step, bf16 autocast.
 
-    ``channels_last`` (the U-Net): weights and images in NHWC memory order, which cuDNN's
+    ``channels_last`` (the U-Net only): weights and images in NHWC memory order, which cuDNN's
     bf16 convolutions prefer; on this project's CPU it was 0-13 % slower, so the package
     leaves it off until this figure says otherwise.
     """

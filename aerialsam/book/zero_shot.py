@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -110,7 +109,7 @@ def run_params(cfg: Profile, mode: str, auto: AutoSettings | None = None) -> dic
     """What a zero-shot run is, as ``predict_images`` records it (as ``aerialsam predict``)."""
     return {"model": "sam2", "variant": cfg.sam_variant,
             "checkpoint": cfg.sam_checkpoint or "official", "image_size": cfg.sam_image_size,
-            "mode": mode, "prompts": None, "auto": asdict(auto) if auto is not None else None}
+            "mode": mode, "prompts": None, "auto": auto.recorded() if auto is not None else None}
 
 
 def pick_tiles(tiles: Sequence[spacenet.Tile], per_aoi: int | None) -> list[spacenet.Tile]:

@@ -129,7 +129,7 @@ def _pretrained(args: argparse.Namespace, sources: list, prompts: object
     params = {"model": "sam2", "variant": args.variant,
               "checkpoint": args.checkpoint or "official", "image_size": image_size,
               "mode": args.mode, "prompts": str(args.prompts) if prompts is not None else None,
-              "auto": _auto(args).__dict__ if args.mode == "auto" else None}
+              "auto": _auto(args).recorded() if args.mode == "auto" else None}
     return factory, params, image_size, 0.5
 
 
@@ -141,7 +141,8 @@ def _pretrained_roads(args: argparse.Namespace, sources: list
     factory = sam2_road_factory(model, args.mode, sources, _auto(args))
     params = {"model": "sam2", "task": "roads", "variant": args.variant,
               "checkpoint": args.checkpoint or "official", "image_size": image_size,
-              "mode": args.mode, "auto": _auto(args).__dict__ if args.mode == "auto" else None}
+              "mode": args.mode,
+              "auto": _auto(args).recorded() if args.mode == "auto" else None}
     return factory, params, image_size, 0.5
 
 

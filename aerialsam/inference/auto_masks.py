@@ -52,6 +52,13 @@ class AutoSettings:
     stability_score_thresh: float = 0.95
     box_nms_thresh: float = 0.7
 
+    def recorded(self) -> dict[str, float | int]:
+        """The settings a prediction folder records: all but ``points_per_batch``.
+
+        It changes the speed, not the masks, so a folder made at SAM 2's 64 stays valid.
+        """
+        return {k: v for k, v in asdict(self).items() if k != "points_per_batch"}
+
 
 @dataclass(frozen=True)
 class BuildingFilter:

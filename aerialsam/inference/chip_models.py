@@ -65,8 +65,11 @@ REUSE_FLOOR = 1e-3
 
 Part = tuple[float, float, float, float]
 """The part of a box a chip shows, in raster pixels: the box clipped to the chip."""
-Kept = tuple[int, int, np.ndarray]
-"""A decoded mask kept for other chips: its top row and left column, its probabilities."""
+Kept = tuple[int, int, np.ndarray, float]
+"""A decoded mask kept for other chips: its top row and left column, its probabilities (cropped
+to where they are above :data:`REUSE_FLOOR`), and the bottom of the box part it answers."""
+Shown = tuple[np.ndarray, np.ndarray, list[Part], np.ndarray]
+"""The boxes a chip shows: indices, chip coordinates, parts, whether reuse may start there."""
 
 
 def _device(model: SAM2Base) -> torch.device:
@@ -190,7 +193,7 @@ class Sam2Prompted(_Sam2ChipModel):
                     out[i] = np.maximum(out[i], probs.max(axis=0))
         return out
 
-    def _shown(self, window: Window) -> tuple[np.ndarray, np.ndarray, list[Part], np.ndarray]:
+    def _shown(self, window: Window) -> Shown:
         """The boxes on a chip and how it shows them.
 
         Returns:
@@ -209,7 +212,7 @@ class Sam2Prompted(_Sam2ChipModel):
         fits = ((part != box) | on_edge | (room >= REUSE_MARGIN)).all(axis=1)
         return index, local, [tuple(p) for p in part.tolist()], fits
 
-    def _plan(self, shown: list) -> list[tuple[np.ndarray, np.ndarray]]:
+    def _plan(self, shown: list[Shown]) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per chip of a batch: which boxes it decodes, and which of those masks it keeps.
 
         The others are pasted: known from earlier batches, or kept by another chip of this
@@ -248,17 +251,19 @@ class Sam2Prompted(_Sam2ChipModel):
     def _keep(self, key: tuple[int, Part], window: Window, prob: np.ndarray) -> None:
         """A box's mask, cropped to where it is above :data:`REUSE_FLOOR`, in raster pixels."""
         rows, cols = np.nonzero(prob >= REUSE_FLOOR)
+        bottom = key[1][3]
         if not len(rows):
-            self._decoded[key] = (0, 0, np.zeros((0, 0), np.float32))
+            self._decoded[key] = (0, 0, np.zeros((0, 0), np.float32), bottom)
             return
         r0, r1, c0, c1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
         self._decoded[key] = (window.row_off + int(r0), window.col_off + int(c0),
-                              prob[r0:r1, c0:c1].copy())
+                              prob[r0:r1, c0:c1].copy(), bottom)
 
     def _paste(self, out: np.ndarray, window: Window, keys: list[tuple[int, Part]]) -> None:
         """The kept masks of boxes, where they fall on this chip, into ``out``."""
         for j, part in keys:
-            row, col, crop = self._decoded.get((j, self._whole[j])) or self._decoded[(j, part)]
+            row, col, crop, _ = (self._decoded.get((j, self._whole[j]))
+                                 or self._decoded[(j, part)])
             top, left = max(row, window.row_off), max(col, window.col_off)
             bottom = min(row + crop.shape[0], window.row_off + out.shape[0])
             right = min(col + crop.shape[1], window.col_off + out.shape[1])
@@ -270,9 +275,12 @@ class Sam2Prompted(_Sam2ChipModel):
                        out=target)
 
     def _forget(self, top_row: int) -> None:
-        """Drop the masks that end above ``top_row``: the chips come row by row, downwards."""
-        for key in [key for key, (row, _, crop) in self._decoded.items()
-                    if row + crop.shape[0] <= top_row]:
+        """Drop the masks no chip to come needs: box part and mask both end above ``top_row``.
+
+        The chips come row by row, downwards.
+        """
+        for key in [key for key, (row, _, crop, bottom) in self._decoded.items()
+                    if max(row + crop.shape[0], bottom) <= top_row]:
             del self._decoded[key]
 
     def _masks(self, feats: Features, xy: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -104,13 +104,18 @@ def check_image(path: str | Path, require_crs: bool = True) -> None:
                 if not empty:
                     return
         except RasterioError as exc:
-            detail = str(exc.__cause__ or exc).strip().splitlines()
-            raise InputError(path, "cannot read the raster, truncated or corrupt "
-                                   f"({detail[0] if detail else type(exc).__name__})") from None
+            raise unreadable(path, exc) from None
     which = (f"band {empty[0]} holds" if len(empty) == 1
              else f"bands {', '.join(map(str, empty))} hold")
     raise InputError(path, f"{which} only nodata (the nodata value, NaN or infinity): "
                            "nothing to predict")
+
+
+def unreadable(path: Path, exc: RasterioError) -> InputError:
+    """The one-line error of a raster whose pixels GDAL fails to read."""
+    detail = str(exc.__cause__ or exc).strip().splitlines()
+    return InputError(path, "cannot read the raster, truncated or corrupt "
+                            f"({detail[0] if detail else type(exc).__name__})")
 
 
 def _has_data(values: np.ndarray, nodata: float | None) -> bool:
@@ -333,19 +338,26 @@ class _ReadAhead:
         self._submit()
 
     def _submit(self) -> None:
+        """Start reading the next strip, if one is left."""
         if self.rows:
             self.future = self.pool.submit(self._read, self.rows.pop(0))
 
     def _read(self, row: int) -> np.ndarray:
-        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):  # GDAL's options are per thread
+        """One strip, read in the thread (a read error becomes one line naming the raster)."""
+        # rasterio's environment is per thread: this one's GDAL messages go through
+        # rasterio's error handler, as the main thread's do, not to stderr
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
             if self.src is None:
                 self.src = open_raster(self.path, require_crs=False)
-            return read_strip(self.src, self.stretch, row, self.size)
+            try:
+                return read_strip(self.src, self.stretch, row, self.size)
+            except RasterioError as exc:
+                raise unreadable(self.path, exc) from None
 
     def next(self) -> np.ndarray:
         """The next strip (errors of its read raised here); the one after starts reading."""
         if self.future is None:
-            raise StopIteration
+            raise IndexError("every strip was read")
         strip = self.future.result()
         self.future = None
         self._submit()

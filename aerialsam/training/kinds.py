@@ -24,6 +24,7 @@ from aerialsam.errors import InputError
 from aerialsam.inference.chip_models import Sam2Prompted, Sam2Semantic, UNetChips
 from aerialsam.inference.prompts import oracle_prompts
 from aerialsam.inference.tiling import ChipModel
+from aerialsam.io import open_raster
 from aerialsam.models.lora import add_lora, merge_lora
 from aerialsam.models.sam2 import check_state_dict, load_sam2, random_sam2
 from aerialsam.models.unet import OUTPUT_CHANNELS, build_unet
@@ -137,7 +138,10 @@ def _sam2_chips(model: nn.Module, config: TrainConfig, source: Source | None) ->
     if source is None:
         raise InputError(config.run_name, "a prompt-trained SAM 2 predicts only with prompts: "
                                           "give the source tile its prompts come from")
-    return Sam2Prompted(model, oracle_prompts(spacenet.tile_at(source.path), config.prompt))
+    with open_raster(source.path, require_crs=False) as src:
+        shape = src.shape
+    return Sam2Prompted(model, oracle_prompts(spacenet.tile_at(source.path), config.prompt),
+                        raster_shape=shape)
 
 
 def _sam2_label(config: TrainConfig) -> str:

@@ -43,12 +43,15 @@ def to_host(batches: list[tuple[list[torch.Tensor], list[Logs]]]
     """The losses and logs of several steps (or batches) as numbers, in one transfer.
 
     Args:
-        batches: per step, its micro-batches' losses and logs (0-d tensors or floats).
+        batches: per step, its micro-batches' losses and logs (0-d tensors, or numbers).
     """
     flat = [value for losses, logs in batches
             for value in [*losses, *(entry[key] for entry in logs for key in sorted(entry))]]
     device = next((v.device for v in flat if isinstance(v, torch.Tensor)), torch.device("cpu"))
-    tensors = [torch.as_tensor(value).to(device).detach().float().reshape(()) for value in flat]
+    # float64: a batch's pixel counts pass 2**24, where float32 stops counting exactly (Apple's
+    # GPUs have no float64: float32 there)
+    dtype = torch.float32 if device.type == "mps" else torch.float64
+    tensors = [torch.as_tensor(value).to(device, dtype).detach().reshape(()) for value in flat]
     values = iter(torch.stack(tensors).cpu().tolist() if tensors else [])
     out = []
     for losses, logs in batches:

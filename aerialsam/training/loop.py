@@ -248,6 +248,8 @@ class _Step:
     logs: list[Logs]
     lr: float
     seconds: float
+    """Since the run started, when the host queued the step: on a GPU that may be a step or
+    two before the GPU finished it (each read of the losses catches up)."""
 
 
 def _log_steps(ctx: _Context, writer: SummaryWriter | None, pending: list[_Step]) -> None:

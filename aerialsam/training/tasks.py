@@ -209,18 +209,21 @@ class Sam2Task(nn.Module):
     def _sample(self, batch: dict, i: int, generator: torch.Generator
                 ) -> tuple[torch.Tensor | None, torch.Tensor | None]:
         """Up to ``max_prompts`` jittered prompts of chip ``i`` and their building masks."""
-        labels = batch["buildings"][i]  # labelled by the loader, on the host: no GPU wait
+        # the loader labelled the buildings on the host: counting them needs no GPU result,
+        # and the copies below do not wait for the GPU's queue (non-blocking, staged by CUDA)
+        labels = batch["buildings"][i]
         count = int(labels.max(initial=0))
         if count == 0:
             return None, None
         chosen = torch.randperm(count, generator=generator)[:self.config.max_prompts]
         targets = torch.from_numpy(labels[None] == (chosen.numpy()[:, None, None] + 1))
         device = batch["footprint"].device
-        targets = targets.to(device, torch.float32)
+        targets = targets.to(device, non_blocking=True).float()
+        index = chosen.to(device, non_blocking=True)
         if self.config.prompt == "point":
-            return batch["points"][i][chosen], targets
-        boxes = batch["boxes"][i][chosen]
+            return batch["points"][i][index], targets
+        boxes = batch["boxes"][i][index]
         side = (boxes[:, 2:] - boxes[:, :2]).repeat(1, 2)
         noise = (torch.rand(boxes.shape, generator=generator) * 2 - 1) * self.config.box_jitter
-        return boxes + noise.to(device) * side, targets
+        return boxes + noise.to(device, non_blocking=True) * side, targets
 

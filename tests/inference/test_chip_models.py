@@ -164,7 +164,7 @@ def test_reuse_decodes_each_box_about_once_and_pastes_its_mask(
     assert (window.col_off, window.row_off) == (138, 0)
     on_later = set(boxes.on_chip(window)[0].tolist())
     kept = np.zeros_like(first)
-    for (j, part), (row, col, crop) in alone.kept[0].items():
+    for (j, part), (row, col, crop, _) in alone.kept[0].items():
         if j in on_later and part == tuple(boxes.xy[j].tolist()):
             region = kept[row:row + crop.shape[0], col:col + crop.shape[1]]
             np.maximum(region, crop, out=region)
@@ -194,6 +194,23 @@ def test_reuse_needs_context_only_where_a_chip_cuts_into_the_raster(tiny: SAM2Ba
                                                       known._shown(second)])
     assert decode.tolist() == [False, True] and keep.tolist() == [False, True]
     assert decode_2.tolist() == [True, True, False] and keep_2.tolist() == [True, True, False]
+
+
+def test_kept_masks_last_while_their_box_does(tiny: SAM2Base) -> None:
+    model = Sam2Prompted(tiny, Prompts("box", [[10, 10, 30, 300], [40, 10, 60, 40]]),
+                         raster_shape=(650, 650))
+    tall, small = (0, (10.0, 10.0, 30.0, 300.0)), (1, (40.0, 10.0, 60.0, 40.0))
+    window = Window(0, 0, 512, 512)
+    top_only = np.zeros((512, 512), np.float32)
+    top_only[10:40, 10:30] = 0.9  # a mask that stops long before its box does
+    model._keep(tall, window, top_only)
+    model._keep(small, window, np.zeros((512, 512), np.float32))  # an empty mask
+    model._forget(0)
+    assert model._decoded.keys() == {tall, small}  # the same strip: both still shown
+    model._forget(138)
+    assert model._decoded.keys() == {tall}  # the small box ended at row 40; the tall one goes on
+    model._forget(300)
+    assert not model._decoded
 
 
 def test_reuse_is_off_for_points_and_flipped_chips(tile: spacenet.Tile, rgb: np.ndarray,
@@ -296,6 +313,9 @@ def test_automatic_masks_run_on_a_chip(rgb: np.ndarray, tiny: SAM2Base) -> None:
     assert auto.generator.points_per_batch == 4
     # by default a CPU decodes as many points at once as stay in its cache (16 at 256 px)
     assert Sam2Auto(tiny, AutoSettings(), everything).generator.points_per_batch == 16
+    # which changes no mask: prediction folders do not record it
+    assert AutoSettings(points_per_batch=64).recorded() == AutoSettings().recorded()
+    assert "points_per_batch" not in AutoSettings().recorded()
     side = 128  # the generator resizes any chip; a small one keeps post-processing cheap
     chip = np.ascontiguousarray(rgb[:side, :side])
     candidates = auto.candidates(chip)

@@ -245,6 +245,18 @@ def test_two_bands_are_refused(tmp_path: Path, rgb: np.ndarray) -> None:
     assert not (tmp_path / "p.tif").exists()
 
 
+def test_a_raster_cut_short_is_one_line_naming_it(tmp_path: Path, rgb: np.ndarray) -> None:
+    whole = write_raster(tmp_path / "whole.tif", rgb, block=64)
+    cut = tmp_path / "cut.tif"
+    cut.write_bytes(whole.read_bytes()[:int(whole.stat().st_size * 0.6)])
+    with pytest.raises(InputError) as info:  # the strips below the cut, read ahead
+        predict_raster(cut, mix, tmp_path / "p.tif", 128, 32)
+    message = str(info.value)
+    assert message.startswith(f"{cut}: cannot read the raster, truncated or corrupt (")
+    assert len(message.splitlines()) == 1
+    assert not (tmp_path / "p.tif").exists()
+
+
 def test_four_bands_use_bands_1_to_3(tmp_path: Path, rgb: np.ndarray) -> None:
     fourth = 255 - rgb[:1]
     src = write_raster(tmp_path / "four.tif", np.concatenate([rgb, fourth]))
