@@ -1,6 +1,8 @@
 """Validation and logging of the fine-tuning loop (first process only).
 
-Each logged row goes to ``metrics.csv`` and to TensorBoard event files under ``tb/``.
+Each logged row goes to ``metrics.csv`` and to TensorBoard event files under ``tb/``. The
+train steps' numbers stay on the device until :func:`log_steps` reads several steps' at once,
+and stops the run at a non-finite loss (:class:`TrainingError`).
 """
 
 from __future__ import annotations
@@ -8,15 +10,18 @@ from __future__ import annotations
 import csv
 import dataclasses
 import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from torch.utils.tensorboard import SummaryWriter
 
+from aerialsam.errors import AerialSamError
 from aerialsam.inference.road_graph import DEFAULT_OPTIONS
 from aerialsam.io import atomic_path
 from aerialsam.prep.chips import STRETCH_FILE
@@ -25,6 +30,19 @@ from aerialsam.training import runs
 from aerialsam.training.road_validation import SETTINGS, setting_name, tile_apls
 from aerialsam.training.tasks import Logs
 from aerialsam.training.validation import tile_f1, val_sources
+
+
+class TrainingError(AerialSamError):
+    """Training cannot go on (a non-finite loss); the last good checkpoint is kept."""
+
+    def __init__(self, run_dir: str | Path, problem: str) -> None:
+        """Name the run and what stopped it; the message reads ``run_dir: problem``.
+
+        Args:
+            run_dir: the run folder.
+            problem: why training cannot go on.
+        """
+        super().__init__(f"{run_dir}: {problem}")
 
 
 def to_device(batch: dict, device: torch.device) -> dict:
@@ -184,3 +202,67 @@ def trim_metrics(run_dir: Path, step: int) -> None:
         out = csv.DictWriter(handle, METRIC_COLUMNS)
         out.writeheader()
         out.writerows(rows)
+
+
+@dataclass
+class PendingStep:
+    """A train step whose numbers are still on the device (see :func:`log_steps`)."""
+
+    step: int
+    epoch: int
+    losses: list[torch.Tensor]
+    logs: list[Logs]
+    lr: float
+    seconds: float
+    """Since the run started, when the host queued the step: on a GPU that may be a step or
+    two before the GPU finished it (each read of the losses catches up)."""
+
+
+def log_steps(ctx: Any,  # noqa: ANN401 (loop's _Context, duck-typed)
+              writer: SummaryWriter | None, pending: list[PendingStep]) -> None:
+    """Log the steps taken since the last call, reading their numbers in one transfer.
+
+    Reading a loss makes the host wait until the GPU has computed it, so the loop reads them
+    every ``SYNC_EVERY`` steps and before a checkpoint or a validation, not every step.
+
+    Raises:
+        TrainingError: a step's loss was not finite (on any process); the steps before it
+            are logged. No checkpoint has been written since: the loop checks first.
+    """
+    numbers = to_host([(s.losses, s.logs) for s in pending])
+    rows = [(*summarize(losses, logs), sum(losses)) for losses, logs in numbers]
+    for pending_step, (own, _), (loss, iou, total) in zip(
+            pending, numbers, _across_ranks(ctx, rows), strict=True):
+        if not math.isfinite(total):  # any process's loss: every process stops here
+            bad = next((x for x in own if not math.isfinite(x)), total)
+            raise TrainingError(ctx.run_dir, _diverged(ctx, bad, pending_step.step))
+        log_row(ctx, writer, {"step": pending_step.step, "epoch": pending_step.epoch,
+                              "split": "train", "loss": loss, "pixel_iou": iou,
+                              "lr": pending_step.lr, "seconds": pending_step.seconds})
+    pending.clear()
+
+
+def _across_ranks(ctx: Any,  # noqa: ANN401 (loop's _Context, duck-typed)
+                  rows: list[tuple[float, ...]]) -> list[tuple[float, ...]]:
+    """Means of logged numbers over the processes (each saw its share of the batch)."""
+    if ctx.world == 1 or not rows:
+        return rows
+    tensor = torch.tensor(rows, dtype=torch.float64, device=ctx.device)
+    dist.all_reduce(tensor)
+    return [tuple(row) for row in (tensor / ctx.world).tolist()]
+
+
+def _diverged(ctx: Any, loss: float, step: int) -> str:  # noqa: ANN401 (loop's _Context)
+    """Why training stopped at a non-finite loss, and what can be done about it.
+
+    An exact resume takes the same steps again, so it diverges again: the way on is a new
+    run with other settings. ``amp`` is a configuration key (YAML), not a command option.
+    """
+    newest = runs.latest_checkpoint(ctx.run_dir)
+    kept = (f"the newest checkpoint is {newest}" if newest is not None
+            else "no checkpoint was saved yet")
+    amp = (f", or with `amp: off` in its YAML configuration (this run used {ctx.config.amp})"
+           if ctx.amp_dtype is not None else "")
+    return (f"loss is {loss} at step {step}; training stopped, {kept}. Resuming repeats the "
+            f"same steps: start a new run (another --name) with a lower --lr (this run used "
+            f"{ctx.config.lr:g}){amp}")

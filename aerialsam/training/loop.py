@@ -31,7 +31,7 @@ from torch.utils.data import DataLoader, DistributedSampler
 from torch.utils.tensorboard import SummaryWriter
 
 from aerialsam.device import amp_dtype, pick_device
-from aerialsam.errors import AerialSamError, InputError
+from aerialsam.errors import InputError
 from aerialsam.io import remove_temporaries
 from aerialsam.models.checkpoints import resolve_checkpoint
 from aerialsam.prep.stretch import STRETCH_FILE
@@ -40,12 +40,15 @@ from aerialsam.training.datasets import ChipDataset
 from aerialsam.training.embedding_cache import EmbeddingCache, checkpoint_identity, model_key
 from aerialsam.training.kinds import kind_of
 from aerialsam.training.logs import (
+    PendingStep,
     log_row,
-    summarize,
+    log_steps,
     to_device,
-    to_host,
     trim_metrics,
     validation_row,
+)
+from aerialsam.training.logs import (
+    TrainingError as TrainingError,  # train() raises it: loop.TrainingError is its public name
 )
 from aerialsam.training.tasks import Logs, dense_target_names
 from aerialsam.training.train_config import TrainConfig
@@ -55,19 +58,6 @@ log = logging.getLogger(__name__)
 SYNC_EVERY = 10
 """Train steps whose losses are read (and logged) together: each read makes the host wait
 for the GPU, which then idles until the next step is queued."""
-
-
-class TrainingError(AerialSamError):
-    """Training cannot go on (a non-finite loss); the last good checkpoint is kept."""
-
-    def __init__(self, run_dir: str | Path, problem: str) -> None:
-        """Name the run and what stopped it; the message reads ``run_dir: problem``.
-
-        Args:
-            run_dir: the run folder.
-            problem: why training cannot go on.
-        """
-        super().__init__(f"{run_dir}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -214,74 +204,12 @@ def _micro_step(ctx: _Context, batch: dict, step: int,
     return loss.detach(), logs
 
 
-def _diverged(ctx: _Context, loss: float, step: int) -> str:
-    """Why training stopped at a non-finite loss, and what can be done about it.
-
-    An exact resume takes the same steps again, so it diverges again: the way on is a new
-    run with other settings. ``amp`` is a configuration key (YAML), not a command option.
-    """
-    newest = runs.latest_checkpoint(ctx.run_dir)
-    kept = (f"the newest checkpoint is {newest}" if newest is not None
-            else "no checkpoint was saved yet")
-    amp = (f", or with `amp: off` in its YAML configuration (this run used {ctx.config.amp})"
-           if ctx.amp_dtype is not None else "")
-    return (f"loss is {loss} at step {step}; training stopped, {kept}. Resuming repeats the "
-            f"same steps: start a new run (another --name) with a lower --lr (this run used "
-            f"{ctx.config.lr:g}){amp}")
-
-
 class _null:
     def __enter__(self) -> None:
         return None
 
     def __exit__(self, *exc: object) -> None:
         return None
-
-
-@dataclass
-class _Step:
-    """A train step whose numbers are still on the device (see :func:`_log_steps`)."""
-
-    step: int
-    epoch: int
-    losses: list[torch.Tensor]
-    logs: list[Logs]
-    lr: float
-    seconds: float
-    """Since the run started, when the host queued the step: on a GPU that may be a step or
-    two before the GPU finished it (each read of the losses catches up)."""
-
-
-def _log_steps(ctx: _Context, writer: SummaryWriter | None, pending: list[_Step]) -> None:
-    """Log the steps taken since the last call, reading their numbers in one transfer.
-
-    Reading a loss makes the host wait until the GPU has computed it, so the loop reads them
-    every :data:`SYNC_EVERY` steps and before a checkpoint or a validation, not every step.
-
-    Raises:
-        TrainingError: a step's loss was not finite (on any process); the steps before it
-            are logged. No checkpoint has been written since: the loop checks first.
-    """
-    numbers = to_host([(s.losses, s.logs) for s in pending])
-    rows = [(*summarize(losses, logs), sum(losses)) for losses, logs in numbers]
-    for pending_step, (own, _), (loss, iou, total) in zip(
-            pending, numbers, _across_ranks(ctx, rows), strict=True):
-        if not math.isfinite(total):  # any process's loss: every process stops here
-            bad = next((x for x in own if not math.isfinite(x)), total)
-            raise TrainingError(ctx.run_dir, _diverged(ctx, bad, pending_step.step))
-        log_row(ctx, writer, {"step": pending_step.step, "epoch": pending_step.epoch,
-                              "split": "train", "loss": loss, "pixel_iou": iou,
-                              "lr": pending_step.lr, "seconds": pending_step.seconds})
-    pending.clear()
-
-
-def _across_ranks(ctx: _Context, rows: list[tuple[float, ...]]) -> list[tuple[float, ...]]:
-    """Means of logged numbers over the processes (each saw its share of the batch)."""
-    if ctx.world == 1 or not rows:
-        return rows
-    tensor = torch.tensor(rows, dtype=torch.float64, device=ctx.device)
-    dist.all_reduce(tensor)
-    return [tuple(row) for row in (tensor / ctx.world).tolist()]
 
 
 def _optimizer_step(ctx: _Context) -> None:
@@ -376,7 +304,7 @@ def train(config: TrainConfig, data: TrainData, run_dir: str | Path, resume: boo
     batches = _batches(ctx, step * config.grad_accum)
     started = time.perf_counter()
     epoch = step * config.grad_accum // max(1, len(ctx.train) // (config.batch_size * ctx.world))
-    pending: list[_Step] = []
+    pending: list[PendingStep] = []
     while step < end:
         losses, logs = [], []
         for micro in range(config.grad_accum):
@@ -387,12 +315,12 @@ def train(config: TrainConfig, data: TrainData, run_dir: str | Path, resume: boo
             logs.append(batch_logs)
         _optimizer_step(ctx)
         step += 1
-        pending.append(_Step(step, epoch, losses, logs, ctx.scheduler.get_last_lr()[0],
+        pending.append(PendingStep(step, epoch, losses, logs, ctx.scheduler.get_last_lr()[0],
                              time.perf_counter() - started))
         checkpoint = step % config.checkpoint_every == 0 or step == end
         validate = step % val_every == 0 and step < config.steps
         if checkpoint or validate or step % SYNC_EVERY == 0:
-            _log_steps(ctx, writer, pending)
+            log_steps(ctx, writer, pending)
         if checkpoint:
             _checkpoint(ctx, step)
         if ctx.rank == 0 and validate:

@@ -23,6 +23,7 @@ from aerialsam.models.lora import LoRALinear, add_lora, merge_lora
 from aerialsam.models.sam2 import load_sam2, save_random_checkpoint
 from aerialsam.models.sam2_calls import encode
 from aerialsam.training import embedding_cache, kinds, loop, runs, tasks
+from aerialsam.training import logs as step_logs
 from aerialsam.training.embedding_cache import EmbeddingCache, checkpoint_identity, model_key
 from aerialsam.training.train_config import TrainConfig
 from tests.training_helpers import (
@@ -85,13 +86,13 @@ def test_logged_lr_follows_warmup_then_cosine(unet_straight: Path) -> None:
 def test_losses_are_read_every_few_steps_not_every_step(
         data: loop.TrainData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     reads: list[int] = []
-    original = loop.to_host
+    original = step_logs.to_host
 
     def counting(batches: list) -> list:
         reads.append(len(batches))
         return original(batches)
 
-    monkeypatch.setattr(loop, "to_host", counting)
+    monkeypatch.setattr(step_logs, "to_host", counting)
     monkeypatch.setattr(loop, "SYNC_EVERY", 3)
     run_dir = tmp_path / "sync"
     loop.train(tiny_config(**{**UNET, "steps": 8, "checkpoint_every": 5}), data, run_dir)
@@ -108,13 +109,13 @@ def test_to_host_keeps_the_shape_of_steps() -> None:
               [{"union": torch.tensor(4), "inter": torch.tensor(1)},
                {"union": torch.tensor(2), "inter": torch.tensor(2)}]),
              ([torch.tensor(float("nan"))], [{"pixel_iou": torch.tensor(0.25)}])]
-    (losses, logs), (nan_losses, nan_logs) = loop.to_host(steps)
+    (losses, logs), (nan_losses, nan_logs) = step_logs.to_host(steps)
     assert losses == [1.5, 2.5] and logs == [{"inter": 1.0, "union": 4.0},
                                              {"inter": 2.0, "union": 2.0}]
     assert math.isnan(nan_losses[0]) and nan_logs == [{"pixel_iou": 0.25}]
-    assert loop.summarize(losses, logs) == (2.0, 0.5)  # pixels of both batches together
+    assert step_logs.summarize(losses, logs) == (2.0, 0.5)  # pixels of both batches together
     # plain numbers join the tensors' one transfer
-    assert loop.to_host([([torch.tensor(1.0)], [{"pixel_iou": 0.5}])]) == [
+    assert step_logs.to_host([([torch.tensor(1.0)], [{"pixel_iou": 0.5}])]) == [
         ([1.0], [{"pixel_iou": 0.5}])]
 
 
